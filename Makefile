@@ -1,0 +1,22 @@
+# Every target creates (or reuses) the pinned environment itself: see tools/setup_env.sh.
+SHELL := /bin/bash
+RUN := tools/in_env.sh
+
+.PHONY: env test test-fast lint demo clean-demo
+env:
+	@tools/setup_env.sh >/dev/null
+
+lint:
+	@$(RUN) bash -c 'flake8 backbones tools tests configs && isort --check-only --diff backbones tools tests configs'
+
+test:
+	@$(RUN) bash -c 'flake8 backbones tools tests configs && isort --check-only --diff backbones tools tests configs && pytest'
+
+test-fast:
+	@$(RUN) pytest -m "not slow"
+
+demo:
+	@$(RUN) python tools/demo.py
+
+clean-demo:
+	rm -rf work_dirs/demo data/shapes

@@ -1,0 +1,12 @@
+"""ConvNeXt toolkit: importing this package registers every module into the MMEngine,
+MMDetection and MMSegmentation registries and installs safe checkpoint I/O, so a config needs
+only ``custom_imports = dict(imports=['backbones'], allow_failed_imports=False)``.
+"""
+from .engine import checkpoint_io as _checkpoint_io
+
+_checkpoint_io.install()
+
+from .engine import *  # noqa: E402,F401,F403
+from .models import *  # noqa: E402,F401,F403
+from .optim import *  # noqa: E402,F401,F403
+from .version import __version__  # noqa: E402,F401

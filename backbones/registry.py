@@ -1,0 +1,37 @@
+"""One place that puts our modules into every OpenMMLab registry a config may search.
+
+MMDetection and MMSegmentation have child registries (scopes ``mmdet`` / ``mmseg``) of MMEngine's
+root registries. A child is searched before its parent, so a module registered only in the root
+registry is shadowed whenever the child already holds that name (see the layer-decay constructor).
+Registering in all three makes ``type='ConvNeXt'`` mean ours in any default scope, while
+``type='mmpretrain.ConvNeXt'`` keeps meaning mmpretrain's.
+"""
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMDET_CONSTRUCTORS
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_CONSTRUCTORS
+from mmseg.registry import MODELS as MMSEG_MODELS
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_CONSTRUCTORS
+
+_MODEL_REGISTRIES = (ROOT_MODELS, MMDET_MODELS, MMSEG_MODELS)
+_CONSTRUCTOR_REGISTRIES = (ROOT_CONSTRUCTORS, MMDET_CONSTRUCTORS, MMSEG_CONSTRUCTORS)
+
+
+def _register_everywhere(registries, name=None):
+
+    def decorator(cls):
+        for registry in registries:
+            registry.register_module(name=name or cls.__name__, module=cls, force=True)
+        return cls
+
+    return decorator
+
+
+def register_model(name=None):
+    """Class decorator: register a model/backbone/head in the root, mmdet and mmseg registries."""
+    return _register_everywhere(_MODEL_REGISTRIES, name)
+
+
+def register_optim_constructor(name=None):
+    """Class decorator: register an optimizer-wrapper constructor in all three registries."""
+    return _register_everywhere(_CONSTRUCTOR_REGISTRIES, name)
