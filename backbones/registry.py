@@ -21,6 +21,9 @@ def _register_everywhere(registries, name=None):
 
     def decorator(cls):
         for registry in registries:
+            # mmdet/mmseg register their own modules lazily, on the first lookup, without
+            # force: let them do it now, or that lookup would collide with our name later.
+            registry.import_from_location()
             registry.register_module(name=name or cls.__name__, module=cls, force=True)
         return cls
 

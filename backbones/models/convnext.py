@@ -1,0 +1,292 @@
+"""ConvNeXt (V1 and V2) as an MMEngine backbone for classification, detection and segmentation.
+
+State-dict names follow the official dense backbone (``downsample_layers``, ``stages``,
+``norm{i}``), so official detection/segmentation checkpoints load unchanged and other formats
+go through :func:`backbones.convert_checkpoint`.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from backbones.registry import register_model
+from .convert import init_weights_from_cfg
+from .layers import ConvNeXtBlock, LayerNorm2d
+from .presets import CONVNEXT_ARCHS
+
+DECAY_TYPES = ('layer_wise', 'stage_wise')
+
+
+def resolve_arch(arch: Union[str, dict], presets: dict, required: Sequence[str]) -> dict:
+    """Return the settings of a preset name, or check a user-given dict.
+
+    Args:
+        arch: A preset name or a dict of settings.
+        presets: The valid preset names and their settings.
+        required: Keys a user-given dict must have.
+
+    Returns:
+        A new dict of settings.
+
+    Raises:
+        ValueError: ``arch`` is an unknown name, or a dict that misses a required key.
+    """
+    if isinstance(arch, str):
+        if arch not in presets:
+            raise ValueError(f'unknown arch {arch!r}; valid names: {", ".join(presets)} '
+                             f'(or a dict with keys {", ".join(required)})')
+        return dict(presets[arch])
+    if isinstance(arch, dict):
+        missing = [k for k in required if k not in arch]
+        if missing:
+            raise ValueError(f'arch dict {arch} lacks the key(s) {", ".join(missing)}; '
+                             f'it needs {", ".join(required)}')
+        return dict(arch)
+    raise ValueError(f'arch must be a preset name ({", ".join(presets)}) or a dict with keys '
+                     f'{", ".join(required)}, got {type(arch).__name__}')
+
+
+def normalize_indices(indices: Union[int, Sequence[int]], length: int, what: str) -> Tuple[int]:
+    """Turn an int or a sequence of (possibly negative) indices into a sorted tuple.
+
+    Args:
+        indices: One index or a sequence of indices; negative ones count from the end.
+        length: Number of valid positions.
+        what: Name used in the error message.
+
+    Returns:
+        The sorted, de-duplicated non-negative indices.
+
+    Raises:
+        ValueError: An index is out of range.
+    """
+    if isinstance(indices, int):
+        indices = (indices, )
+    result = set()
+    for index in indices:
+        if not -length <= index < length:
+            raise ValueError(f'{what} {index} is out of range for {length} positions')
+        result.add(index % length)
+    return tuple(sorted(result))
+
+
+def convnext_layer_id(param_name: str,
+                      depths: Sequence[int],
+                      num_layers: int,
+                      decay_type: str = 'layer_wise') -> int:
+    """Layer id of a ConvNeXt backbone parameter for layer-wise learning-rate decay.
+
+    The official mapping (PAPER.md section 6) with the grouping of stage 2 derived from the
+    real depth instead of hard-coded threes; for tiny (``num_layers=6``) and the 27-block
+    presets (``num_layers=12``) it is the official mapping exactly.
+
+    ``layer_wise``: stem (``downsample_layers.0``) -> 0; stage 0 -> 1; ``downsample_layers.1``
+    and stage 1 -> 2; ``downsample_layers.2`` -> 3; stage 2 block b -> 3 + b // g with
+    g = ceil(depths[2] / (num_layers - 3)); ``downsample_layers.3`` and stage 3 -> num_layers.
+
+    ``stage_wise``: every downsampling layer -> 0; stage i -> i + 1.
+
+    Anything else, including the output norms ``norm{i}``, gets ``num_layers + 1`` (the full
+    learning rate). That is what the official constructors do in both modes (their name test
+    only knows ``downsample_layers`` and ``stages``), and it suits the output norms: no
+    classification checkpoint provides them, so they start from scratch like the heads.
+
+    Args:
+        param_name: Parameter name relative to the backbone, e.g. ``'stages.2.4.pwconv1.weight'``.
+        depths: Blocks per stage (four stages).
+        num_layers: ``N`` of the decay schedule; ids run from 0 to ``N + 1``.
+        decay_type: ``'layer_wise'`` or ``'stage_wise'``.
+
+    Returns:
+        The layer id; the learning-rate scale is ``decay_rate ** (num_layers + 1 - id)``.
+
+    Raises:
+        ValueError: Unknown ``decay_type``, not four stages, or ``num_layers < 4``.
+    """
+    if decay_type not in DECAY_TYPES:
+        raise ValueError(f'decay_type must be one of {DECAY_TYPES}, got {decay_type!r}')
+    if len(depths) != 4:
+        raise ValueError(f'the ConvNeXt layer-id mapping needs 4 stages, got depths {depths}')
+    if num_layers < 4:
+        raise ValueError(f'num_layers must be >= 4 for ConvNeXt (stem, stages 0-1, stage 2 and '
+                         f'stage 3 need distinct ids), got {num_layers}')
+    parts = param_name.split('.')
+    if parts[0] == 'downsample_layers' and len(parts) > 1 and parts[1].isdigit():
+        if decay_type == 'stage_wise':
+            return 0
+        return (0, 2, 3, num_layers)[int(parts[1])]
+    if parts[0] == 'stages' and len(parts) > 2 and parts[1].isdigit() and parts[2].isdigit():
+        stage, block = int(parts[1]), int(parts[2])
+        if decay_type == 'stage_wise':
+            return stage + 1
+        if stage == 2:
+            group = math.ceil(depths[2] / (num_layers - 3))
+            return 3 + block // group
+        return (1, 2, None, num_layers)[stage]
+    return num_layers + 1
+
+
+@register_model()
+class ConvNeXt(BaseModule):
+    """ConvNeXt backbone (`A ConvNet for the 2020s <https://arxiv.org/abs/2201.03545>`_ and
+    `ConvNeXt V2 <https://arxiv.org/abs/2301.00808>`_), returning multi-scale NCHW features.
+
+    Stem: 4x4 conv stride 4 + LayerNorm; between stages: LayerNorm + 2x2 conv stride 2; each
+    stage is a run of :class:`ConvNeXtBlock`. Every stage in ``out_indices`` gets its own output
+    LayerNorm ``norm{i}``, as in the official detection/segmentation backbone.
+
+    Args:
+        arch: A preset name (``atto``, ``femto``, ``pico``, ``nano``, ``tiny``, ``small``,
+            ``base``, ``large``, ``xlarge``, ``huge``) or a dict with ``depths`` and ``dims``
+            (four entries each).
+        in_channels: Number of input image channels.
+        out_indices: Stages whose (normalised) outputs :meth:`forward` returns; negative
+            indices count from the last stage.
+        drop_path_rate: Stochastic depth rate of the last block; the rates rise linearly from
+            0 over all blocks of all stages.
+        layer_scale_init_value: Initial layer-scale value; ``None`` or ``0`` disables layer
+            scale. Ignored (layer scale off) when ``use_grn`` is True.
+        use_grn: Build ConvNeXt V2 blocks (GRN after GELU, no layer scale).
+        frozen_stages: Freeze everything up to and including stage ``frozen_stages``: the stem,
+            ``downsample_layers[:k + 1]``, ``stages[:k + 1]`` and their output norms
+            (``requires_grad=False`` and eval mode, kept after :meth:`train`). -1 freezes nothing.
+        with_cp: Activation checkpointing in every block (saves memory, costs time).
+        init_cfg: MMEngine init config. ``dict(type='Pretrained', checkpoint=PATH)`` accepts any
+            format :func:`backbones.convert_checkpoint` knows (official, timm, mmpretrain, ours,
+            whole classifiers or detectors with ``backbone.`` keys); optional keys ``prefix``
+            (keep only keys under it) and ``map_location``.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: Optional[float] = 1e-6,
+                 use_grn: bool = False,
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        settings = resolve_arch(arch, CONVNEXT_ARCHS, ('depths', 'dims'))
+        self.depths = tuple(int(d) for d in settings['depths'])
+        self.dims = tuple(int(d) for d in settings['dims'])
+        if len(self.depths) != 4 or len(self.dims) != 4:
+            raise ValueError(f'ConvNeXt needs 4 stages: got depths {self.depths} and dims '
+                             f'{self.dims}')
+        self.out_indices = normalize_indices(out_indices, 4, 'out_indices entry')
+        if not -1 <= frozen_stages < 4:
+            raise ValueError(f'frozen_stages must be in [-1, 3], got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.use_grn = use_grn
+        # V2 replaced layer scale by GRN; the official V2 blocks have no gamma.
+        self.layer_scale_init_value = None if use_grn else layer_scale_init_value
+
+        self.downsample_layers = nn.ModuleList()
+        self.downsample_layers.append(
+            nn.Sequential(
+                nn.Conv2d(in_channels, self.dims[0], kernel_size=4, stride=4),
+                LayerNorm2d(self.dims[0])))
+        for i in range(1, 4):
+            self.downsample_layers.append(
+                nn.Sequential(
+                    LayerNorm2d(self.dims[i - 1]),
+                    nn.Conv2d(self.dims[i - 1], self.dims[i], kernel_size=2, stride=2)))
+
+        # One linspace over all blocks, split by stage (the official rule).
+        # (An explicit CPU device keeps this working under a `torch.device('meta')` context.)
+        rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
+        rates = [rates[sum(self.depths[:i]):sum(self.depths[:i + 1])] for i in range(4)]
+        self.stages = nn.ModuleList()
+        for i in range(4):
+            self.stages.append(
+                nn.Sequential(*[
+                    ConvNeXtBlock(
+                        self.dims[i],
+                        drop_path=rate,
+                        layer_scale_init_value=self.layer_scale_init_value,
+                        use_grn=use_grn,
+                        with_cp=with_cp) for rate in rates[i]
+                ]))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
+        self._freeze_stages()
+
+    def init_weights(self) -> None:
+        """Truncated-normal init (std 0.02) of conv/linear weights with zero biases, then any
+        ``init_cfg``; a ``Pretrained`` one is converted from any known format and checked."""
+        init_weights_from_cfg(self)
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages + 1):
+            modules = [self.downsample_layers[i], self.stages[i]]
+            if i in self.out_indices:
+                modules.append(getattr(self, f'norm{i}'))
+            for module in modules:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'ConvNeXt':
+        """Set train/eval mode, keeping frozen stages in eval mode.
+
+        Args:
+            mode: Training mode (True) or evaluation mode (False).
+
+        Returns:
+            This module.
+        """
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Run all four stages and return their raw outputs (before the output norms).
+
+        Args:
+            x: Images, ``(N, C_in, H, W)``.
+
+        Returns:
+            The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``.
+        """
+        features = []
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+            features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the normalised outputs of the stages in ``out_indices``.
+
+        Args:
+            x: Images, ``(N, C_in, H, W)``.
+
+        Returns:
+            One ``(N, dims[i], H_i, W_i)`` tensor per entry of ``out_indices``, in stage order.
+        """
+        outs = []
+        last = self.out_indices[-1]
+        for i in range(last + 1):
+            x = self.stages[i](self.downsample_layers[i](x))
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        return tuple(outs)
+
+    def get_layer_id(self,
+                     param_name: str,
+                     num_layers: int,
+                     decay_type: str = 'layer_wise') -> int:
+        """Layer id of a parameter for layer-wise lr decay (see :func:`convnext_layer_id`).
+
+        Args:
+            param_name: Parameter name relative to this backbone.
+            num_layers: ``N`` of the decay schedule (6 for tiny, 12 for the 27-block presets
+                in the official configs).
+            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
+
+        Returns:
+            An id in ``[0, num_layers + 1]``.
+        """
+        return convnext_layer_id(param_name, self.depths, num_layers, decay_type)

@@ -1,0 +1,189 @@
+"""Isotropic ConvNeXt (paper section 3.3): a 16x16 patchify stem and one resolution throughout.
+
+State-dict names follow the official ``ConvNeXtIsotropic`` (``stem``, ``blocks.{j}``); the
+dense-use output norms are ``norm{j}`` for the blocks in ``out_indices``.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from backbones.registry import register_model
+from .convert import init_weights_from_cfg
+from .convnext import DECAY_TYPES, normalize_indices, resolve_arch
+from .layers import ConvNeXtBlock, LayerNorm2d
+from .presets import ISOTROPIC_ARCHS
+
+
+def isotropic_layer_id(param_name: str,
+                       depth: int,
+                       num_layers: int,
+                       decay_type: str = 'layer_wise') -> int:
+    """Layer id of an isotropic ConvNeXt parameter for layer-wise learning-rate decay.
+
+    There is no official mapping; this one mirrors the dense rule. ``layer_wise``: stem -> 0,
+    block j -> 1 + j // g with g = ceil(depth / num_layers) (so ``num_layers = depth`` gives
+    each block its own id). ``stage_wise``: stem -> 0, the blocks in four equal groups -> 1..4.
+    Anything else (output norms included) -> ``num_layers + 1``.
+
+    Args:
+        param_name: Parameter name relative to the backbone, e.g. ``'blocks.7.dwconv.weight'``.
+        depth: Number of blocks.
+        num_layers: ``N`` of the decay schedule; ids run from 0 to ``N + 1``.
+        decay_type: ``'layer_wise'`` or ``'stage_wise'``.
+
+    Returns:
+        The layer id; the learning-rate scale is ``decay_rate ** (num_layers + 1 - id)``.
+
+    Raises:
+        ValueError: Unknown ``decay_type`` or too small ``num_layers``.
+    """
+    if decay_type not in DECAY_TYPES:
+        raise ValueError(f'decay_type must be one of {DECAY_TYPES}, got {decay_type!r}')
+    if num_layers < (4 if decay_type == 'stage_wise' else 1):
+        raise ValueError(f'num_layers {num_layers} is too small for {decay_type} decay')
+    parts = param_name.split('.')
+    if parts[0] == 'stem':
+        return 0
+    if parts[0] == 'blocks' and len(parts) > 1 and parts[1].isdigit():
+        block = int(parts[1])
+        if decay_type == 'stage_wise':
+            return 1 + 4 * block // depth
+        return 1 + block // math.ceil(depth / num_layers)
+    return num_layers + 1
+
+
+@register_model()
+class ConvNeXtIsotropic(BaseModule):
+    """Isotropic ConvNeXt backbone: ``stem`` (16x16 conv, stride 16) then ``blocks``.
+
+    Args:
+        arch: ``'small'`` (384 x 18), ``'base'`` (768 x 18), ``'large'`` (1024 x 36), or a dict
+            with ``depth`` and ``dim`` (and optionally ``layer_scale_init_value``).
+        in_channels: Number of input image channels.
+        out_indices: Blocks whose (normalised) outputs :meth:`forward` returns, as stride-16
+            NCHW maps; negative indices count from the end. None takes four evenly spaced
+            blocks ending with the last (e.g. 3, 8, 12, 17 for 18 blocks).
+        drop_path_rate: Stochastic depth rate of the last block (linear from 0).
+        layer_scale_init_value: ``'arch'`` takes the preset's value (off for S and B, 1e-6
+            for L, as the official models were trained); a float sets it; ``None`` or ``0``
+            disables layer scale.
+        with_cp: Activation checkpointing in every block.
+        frozen_stages: Freeze the stem and blocks ``0..frozen_stages`` with their output norms
+            (eval mode, no grad, kept after :meth:`train`); -1 freezes nothing.
+        init_cfg: MMEngine init config; ``Pretrained`` accepts official isotropic checkpoints
+            and ours (see :func:`backbones.convert_checkpoint`).
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 out_indices: Optional[Union[int, Sequence[int]]] = None,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: Union[float, None, str] = 'arch',
+                 with_cp: bool = False,
+                 frozen_stages: int = -1,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        settings = resolve_arch(arch, ISOTROPIC_ARCHS, ('depth', 'dim'))
+        self.depth = int(settings['depth'])
+        self.dim = int(settings['dim'])
+        if layer_scale_init_value == 'arch':
+            layer_scale_init_value = settings.get('layer_scale_init_value')
+        self.layer_scale_init_value = layer_scale_init_value
+        if out_indices is None:
+            out_indices = sorted({max(0, self.depth * (k + 1) // 4 - 1) for k in range(4)})
+        self.out_indices = normalize_indices(out_indices, self.depth, 'out_indices entry')
+        if not -1 <= frozen_stages < self.depth:
+            raise ValueError(f'frozen_stages must be in [-1, {self.depth - 1}], got '
+                             f'{frozen_stages}')
+        self.frozen_stages = frozen_stages
+
+        self.stem = nn.Conv2d(in_channels, self.dim, kernel_size=16, stride=16)
+        rates = torch.linspace(0, drop_path_rate, self.depth, device='cpu').tolist()
+        self.blocks = nn.Sequential(*[
+            ConvNeXtBlock(
+                self.dim,
+                drop_path=rate,
+                layer_scale_init_value=layer_scale_init_value,
+                with_cp=with_cp) for rate in rates
+        ])
+        for j in self.out_indices:
+            self.add_module(f'norm{j}', LayerNorm2d(self.dim))
+        self._freeze_stages()
+
+    def init_weights(self) -> None:
+        """Truncated-normal init (std 0.02) of conv/linear weights with zero biases, then any
+        ``init_cfg``; a ``Pretrained`` one is converted and checked."""
+        init_weights_from_cfg(self)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        modules = [self.stem] + list(self.blocks[:self.frozen_stages + 1])
+        modules += [getattr(self, f'norm{j}') for j in self.out_indices if j <= self.frozen_stages]
+        for module in modules:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'ConvNeXtIsotropic':
+        """Set train/eval mode, keeping frozen blocks in eval mode.
+
+        Args:
+            mode: Training mode (True) or evaluation mode (False).
+
+        Returns:
+            This module.
+        """
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Return the raw outputs (before the output norms) of the blocks in ``out_indices``.
+
+        Args:
+            x: Images, ``(N, C_in, H, W)``.
+
+        Returns:
+            One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
+        """
+        features = []
+        x = self.stem(x)
+        for j in range(self.out_indices[-1] + 1):
+            x = self.blocks[j](x)
+            if j in self.out_indices:
+                features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the normalised outputs of the blocks in ``out_indices``.
+
+        Args:
+            x: Images, ``(N, C_in, H, W)``.
+
+        Returns:
+            One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
+        """
+        features = self.forward_features(x)
+        return tuple(
+            getattr(self, f'norm{j}')(f) for j, f in zip(self.out_indices, features))
+
+    def get_layer_id(self,
+                     param_name: str,
+                     num_layers: int,
+                     decay_type: str = 'layer_wise') -> int:
+        """Layer id of a parameter for lr decay (see :func:`isotropic_layer_id`).
+
+        Args:
+            param_name: Parameter name relative to this backbone.
+            num_layers: ``N`` of the decay schedule.
+            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
+
+        Returns:
+            An id in ``[0, num_layers + 1]``.
+        """
+        return isotropic_layer_id(param_name, self.depth, num_layers, decay_type)

@@ -1,0 +1,570 @@
+"""The ConvNeXt paper's modernisation roadmap (Table 10): ResNet-50 -> ConvNeXt-T, step by step.
+
+:class:`ModernizedResNet` builds the network of one step of :data:`ROADMAP_STEPS`. A step is the
+previous one plus one change; the changes are flags switched on from a fixed step index
+(:func:`roadmap_spec`), so no step can drift from its predecessor.
+
+Design facts, chosen so that the GFLOPs of every row match the paper (one multiply-add = one
+FLOP, ``mmengine.analysis.FlopAnalyzer`` on the 224x224 classifier, see :func:`roadmap_gflops`):
+
+* Downsampling before the last two steps happens in the first block of stages 1-3, as in
+  torchvision's ResNet-50: stride 2 in the block's spatial (3x3 or depthwise) conv and a 1x1
+  stride-2 projection shortcut + BN. The inverted bottleneck's hidden width is 4x the block's
+  output width. With the stride in the spatial conv, the inverted block's first 1x1
+  (C_in -> 4 C_out) runs at the input resolution (4.64 G); moving the depthwise conv up makes it
+  the strided layer, so both 1x1s run at the output resolution (4.07 G). Putting the stride in
+  the first 1x1 instead would give ResNet-50 3.88 G.
+* Norms are counted in eval mode: BN costs 2 FLOPs per element there, 5 (like LN) in train
+  mode. Norms add at most 0.05 G in eval mode; train mode would put ``inverted_bottleneck``
+  2.6% over the paper, so the table counts eval-mode models (conv/linear MACs, essentially).
+* BN -> LN: swapping the one norm per block changes <0.01 G (3 more FLOPs per element over
+  about 2.5 M elements), so the paper's +0.31 G cannot come from the norms. It is exactly the
+  cost of taking downsampling out of the blocks: a 2x2 stride-2 conv C -> 2C between stages
+  and the first block of each stage running at 2C, minus the 1x1 shortcut, 0.105 G per
+  transition; the paper's 4.46 equals the conv cost of the ConvNeXt-T layout (4.456 G).
+  Hence ``layer_norm`` = BN -> LN plus the 2x2 stride-2 downsampling convs, and
+  ``separate_downsampling`` adds what the paper says made them train stably: LN after the
+  stem, LN before each downsampling conv and LN after global pooling (``norm{i}`` output
+  norms for dense tasks), plus layer scale. That last step is ConvNeXt-T, module for module.
+* Stems: 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max pool (ResNet), then a bare 4x4
+  stride-4 conv ("patchify"; the paper adds the LN after it in the last step).
+* Layer scale is not a roadmap step; the paper lists it with the training recipe. It is on
+  (1e-6) only in the last step, where ConvNeXt-T has it; ``layer_scale_init_value`` turns it
+  on for any step.
+"""
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from timm.layers import DropPath
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from backbones.registry import register_model
+from .convert import init_weights_from_cfg
+from .convnext import convnext_layer_id, normalize_indices
+from .layers import ConvNeXtBlock, LayerNorm2d
+
+#: The rows of the paper's roadmap (PAPER.md section 2), in order, from ResNet-50 to ConvNeXt-T.
+ROADMAP_STEPS: Tuple[str, ...] = (
+    'resnet50', 'enhanced_recipe', 'stage_ratio', 'patchify_stem', 'depthwise_conv', 'width',
+    'inverted_bottleneck', 'move_up_dwconv', 'kernel_size', 'gelu', 'fewer_activations',
+    'fewer_norms', 'layer_norm', 'separate_downsampling')
+
+#: Paper GFLOPs at 224x224 per step (Table 10); ``kernel_size`` is the 7x7 row.
+ROADMAP_PAPER_GFLOPS: Dict[str, float] = {
+    'resnet50': 4.09, 'enhanced_recipe': 4.09, 'stage_ratio': 4.53, 'patchify_stem': 4.42,
+    'depthwise_conv': 2.35, 'width': 5.27, 'inverted_bottleneck': 4.64, 'move_up_dwconv': 4.07,
+    'kernel_size': 4.15, 'gelu': 4.15, 'fewer_activations': 4.15, 'fewer_norms': 4.15,
+    'layer_norm': 4.46, 'separate_downsampling': 4.49}
+
+#: Paper GFLOPs of the kernel-size variants of the ``kernel_size`` step.
+ROADMAP_PAPER_KERNEL_GFLOPS: Dict[int, float] = {5: 4.10, 7: 4.15, 9: 4.21, 11: 4.29}
+
+
+@dataclasses.dataclass(frozen=True)
+class RoadmapSpec:
+    """What the network of one roadmap step looks like (see :func:`roadmap_spec`).
+
+    Args:
+        depths: Blocks per stage.
+        patchify_stem: 4x4 stride-4 conv stem instead of 7x7 conv + max pool.
+        depthwise: The spatial conv is depthwise (groups = channels).
+        base_width: Channels of the stem and the narrow width of stage 0.
+        inverted: Inverted bottleneck (1x1 expands 4x) instead of ResNet's bottleneck.
+        dw_first: The depthwise conv comes first in the block, on the narrow width.
+        kernel_size: Default kernel size of the spatial conv.
+        act_type: Default activation type.
+        fewer_activations: One activation per block, between the two 1x1 convs.
+        fewer_norms: One norm per block, after the depthwise conv.
+        convnext_layout: LayerNorm ConvNeXt blocks and 2x2 stride-2 downsampling convs between
+            stages (the ``layer_norm`` step; see the module docstring).
+        resolution_norms: LN after the stem, before each downsampling conv, after global
+            pooling (classification) and on each output (dense); layer scale on.
+    """
+
+    depths: Tuple[int, ...]
+    patchify_stem: bool
+    depthwise: bool
+    base_width: int
+    inverted: bool
+    dw_first: bool
+    kernel_size: int
+    act_type: str
+    fewer_activations: bool
+    fewer_norms: bool
+    convnext_layout: bool
+    resolution_norms: bool
+
+
+def roadmap_spec(step: str) -> RoadmapSpec:
+    """Return the design of one roadmap step: every change up to ``step`` switched on.
+
+    Args:
+        step: One of :data:`ROADMAP_STEPS`.
+
+    Returns:
+        The step's :class:`RoadmapSpec`.
+
+    Raises:
+        ValueError: ``step`` is not in :data:`ROADMAP_STEPS`.
+    """
+    if step not in ROADMAP_STEPS:
+        raise ValueError(f'unknown roadmap step {step!r}; valid steps, in order: '
+                         f'{", ".join(ROADMAP_STEPS)}')
+    index = ROADMAP_STEPS.index(step)
+
+    def reached(name: str) -> bool:
+        return index >= ROADMAP_STEPS.index(name)
+
+    return RoadmapSpec(
+        depths=(3, 3, 9, 3) if reached('stage_ratio') else (3, 4, 6, 3),
+        patchify_stem=reached('patchify_stem'),
+        depthwise=reached('depthwise_conv'),
+        base_width=96 if reached('width') else 64,
+        inverted=reached('inverted_bottleneck'),
+        dw_first=reached('move_up_dwconv'),
+        kernel_size=7 if reached('kernel_size') else 3,
+        act_type='GELU' if reached('gelu') else 'ReLU',
+        fewer_activations=reached('fewer_activations'),
+        fewer_norms=reached('fewer_norms'),
+        convnext_layout=reached('layer_norm'),
+        resolution_norms=reached('separate_downsampling'))
+
+
+class RoadmapBlock(nn.Module):
+    """Residual block of the BatchNorm steps (``resnet50`` to ``fewer_norms``).
+
+    Layout ``conv1 -> conv2 -> conv3``, each followed by its norm ``norm{1,2,3}``:
+
+    * bottleneck (``dw_first=False``): 1x1 ``in -> mid``, k x k ``mid -> mid`` (strided, dense
+      or depthwise), 1x1 ``mid -> out``;
+    * depthwise conv moved up (``dw_first=True``): k x k depthwise ``in -> in`` (strided), 1x1
+      ``in -> mid``, 1x1 ``mid -> out``.
+
+    Activations after ``norm1``, ``norm2`` and the residual addition (ResNet), or only after
+    ``conv2`` with ``fewer_activations``; ``fewer_norms`` keeps only ``norm1``. A projection
+    ``shortcut`` (1x1 conv with the block's stride + norm) is used when the shape changes.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        mid_channels: Width between the convs (narrow for bottlenecks, wide for inverted ones).
+        stride: Stride of the spatial conv and the shortcut.
+        kernel_size: Kernel size of the spatial conv (odd).
+        depthwise: Depthwise spatial conv (groups = its channels).
+        dw_first: Spatial conv first, on ``in_channels``.
+        fewer_activations: One activation, between ``conv2`` and ``conv3``.
+        fewer_norms: One norm, after ``conv1``.
+        norm_cfg: Norm layer config (mmcv ``build_norm_layer``).
+        act_cfg: Activation config (mmcv ``build_activation_layer``).
+        drop_path: Stochastic depth rate of the residual branch.
+        layer_scale_init_value: Initial per-channel scale of the residual branch (``gamma``);
+            ``None`` or 0 for none.
+        with_cp: Recompute the block in the backward pass to save memory.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 mid_channels: int,
+                 stride: int = 1,
+                 kernel_size: int = 3,
+                 depthwise: bool = False,
+                 dw_first: bool = False,
+                 fewer_activations: bool = False,
+                 fewer_norms: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 drop_path: float = 0.,
+                 layer_scale_init_value: Optional[float] = None,
+                 with_cp: bool = False) -> None:
+        super().__init__()
+        if dw_first and not depthwise:
+            raise ValueError('the spatial conv can only come first when it is depthwise')
+        norm_cfg = norm_cfg or dict(type='BN')
+        act_cfg = act_cfg or dict(type='ReLU')
+        self.fewer_activations = fewer_activations
+        self.with_cp = with_cp
+        if dw_first:
+            spatial = in_channels
+            channels = [(in_channels, in_channels), (in_channels, mid_channels),
+                        (mid_channels, out_channels)]
+        else:
+            spatial = mid_channels
+            channels = [(in_channels, mid_channels), (mid_channels, mid_channels),
+                        (mid_channels, out_channels)]
+        spatial_index = 0 if dw_first else 1
+        for i, (cin, cout) in enumerate(channels):
+            has_norm = i == 0 or not fewer_norms
+            if i == spatial_index:
+                conv = nn.Conv2d(cin, cout, kernel_size, stride, kernel_size // 2,
+                                 groups=spatial if depthwise else 1, bias=not has_norm)
+            else:
+                conv = nn.Conv2d(cin, cout, 1, bias=not has_norm)
+            self.add_module(f'conv{i + 1}', conv)
+            self.add_module(f'norm{i + 1}',
+                            build_norm_layer(norm_cfg, cout)[1] if has_norm else nn.Identity())
+        self.act = build_activation_layer(act_cfg)
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                build_norm_layer(norm_cfg, out_channels)[1])
+        else:
+            self.shortcut = nn.Identity()
+        if layer_scale_init_value:
+            self.gamma = nn.Parameter(torch.full((out_channels, ), float(layer_scale_init_value)))
+        else:
+            self.register_parameter('gamma', None)
+        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x)
+        x = self.norm1(self.conv1(x))
+        if not self.fewer_activations:
+            x = self.act(x)
+        # The one activation that "fewer activations" keeps sits between the two 1x1 convs.
+        x = self.act(self.norm2(self.conv2(x)))
+        x = self.norm3(self.conv3(x))
+        if self.gamma is not None:
+            x = self.gamma.view(1, -1, 1, 1) * x
+        x = shortcut + self.drop_path(x)
+        return x if self.fewer_activations else self.act(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+def _resnet_init(module: nn.Module) -> None:
+    # torchvision's ResNet init for the BatchNorm steps.
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (_BatchNorm, nn.GroupNorm)):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+@register_model()
+class ModernizedResNet(BaseModule):
+    """One step of the ConvNeXt paper's roadmap from ResNet-50 to ConvNeXt-T, as a backbone.
+
+    The step names are :data:`ROADMAP_STEPS`; the design of each is in the module docstring
+    and :func:`roadmap_spec`. Every step returns NCHW features at strides 4, 8, 16 and 32
+    (``out_channels``: 256-2048 for the ResNet bottlenecks, 384-3072 after ``width``, 96-768
+    from ``inverted_bottleneck`` on). The last step, ``separate_downsampling``, has the same
+    modules and state-dict names as ``ConvNeXt(arch='tiny')`` and loads its checkpoints.
+
+    A classifier puts global average pooling over the last output of :meth:`forward_features`,
+    a LayerNorm when ``final_norm`` is True (only the last step, like ConvNeXt), and a
+    ``Linear(num_features, num_classes)`` on top (:class:`RoadmapClassifier`).
+
+    Args:
+        step: One of :data:`ROADMAP_STEPS`.
+        in_channels: Number of input image channels.
+        out_indices: Stages whose outputs :meth:`forward` returns; negative ones count from
+            the end.
+        kernel_size: Kernel size of the spatial conv (odd). ``None``: 3 before the
+            ``kernel_size`` step, 7 from it on; the paper's variants are 3, 5, 7, 9 and 11.
+            Steps before ``kernel_size`` only accept 3.
+        act_cfg: Activation config, e.g. ``dict(type='ReLU')``. ``None``: ReLU before the
+            ``gelu`` step, GELU from it on.
+        norm_cfg: Norm config of the BatchNorm steps (before ``layer_norm``), e.g.
+            ``dict(type='SyncBN')``. ``None``: ``dict(type='BN')``. The LayerNorm steps always
+            use LayerNorm, as ConvNeXt.
+        drop_path_rate: Stochastic depth rate of the last block, rising linearly from 0 over
+            all blocks.
+        layer_scale_init_value: Initial layer-scale value; 0 disables it. ``None``: 1e-6 in
+            the last step (as ConvNeXt-T), off before.
+        frozen_stages: Freeze the stem and stages up to and including this index
+            (``requires_grad=False``, eval mode, kept after :meth:`train`); -1 freezes nothing.
+        norm_eval: Keep BatchNorm layers in eval mode while training (detection practice for
+            the BatchNorm steps).
+        with_cp: Activation checkpointing in every block.
+        init_cfg: MMEngine init config. The ConvNeXt-layout steps load ``Pretrained``
+            checkpoints of any ConvNeXt format (see :func:`backbones.convert_checkpoint`); the
+            others load their own checkpoints through MMEngine.
+
+    Raises:
+        ValueError: Unknown ``step`` (the message lists :data:`ROADMAP_STEPS`), a kernel
+            size the step does not take, or a bad ``out_indices`` / ``frozen_stages``.
+    """
+
+    def __init__(self,
+                 step: str = 'separate_downsampling',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+                 kernel_size: Optional[int] = None,
+                 act_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: Optional[float] = None,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        spec = roadmap_spec(step)
+        before_kernel_step = ROADMAP_STEPS.index(step) < ROADMAP_STEPS.index('kernel_size')
+        if kernel_size is None:
+            kernel_size = spec.kernel_size
+        elif before_kernel_step and kernel_size != 3:
+            raise ValueError(f'step {step!r} comes before the kernel-size step and uses 3x3 '
+                             f'convs; got kernel_size={kernel_size}')
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f'kernel_size must be a positive odd number, got {kernel_size}')
+        if not -1 <= frozen_stages < 4:
+            raise ValueError(f'frozen_stages must be in [-1, 3], got {frozen_stages}')
+        if layer_scale_init_value is None:
+            layer_scale_init_value = 1e-6 if spec.resolution_norms else 0.
+        self.step = step
+        self.spec = spec
+        self.kernel_size = kernel_size
+        self.act_cfg = dict(act_cfg) if act_cfg else dict(type=spec.act_type)
+        self.depths = spec.depths
+        self.out_indices = normalize_indices(out_indices, 4, 'out_indices entry')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        widths = [spec.base_width * 2**i for i in range(4)]
+        #: Channels of each stage's output (all four stages, whatever ``out_indices``).
+        self.dims = tuple(widths if spec.inverted else [4 * w for w in widths])
+        #: Channels of the maps :meth:`forward` returns, one per entry of ``out_indices``.
+        self.out_channels = [self.dims[i] for i in self.out_indices]
+        #: Channels a classification head sees after global pooling.
+        self.num_features = self.dims[-1]
+        #: Whether the step's classifier has a LayerNorm after global pooling.
+        self.final_norm = spec.resolution_norms
+        rates = torch.linspace(0, drop_path_rate, sum(self.depths)).split(list(self.depths))
+        if spec.convnext_layout:
+            self._build_convnext_layout(in_channels, rates, layer_scale_init_value, with_cp,
+                                        act_cfg)
+        else:
+            self._build_resnet_layout(in_channels, rates, norm_cfg or dict(type='BN'),
+                                      layer_scale_init_value, with_cp)
+        if spec.resolution_norms:
+            for i in self.out_indices:
+                self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
+        self._freeze_stages()
+
+    def _build_resnet_layout(self, in_channels: int, rates: Sequence[torch.Tensor],
+                             norm_cfg: dict, layer_scale_init_value: float,
+                             with_cp: bool) -> None:
+        spec = self.spec
+        width = spec.base_width
+        if spec.patchify_stem:
+            stem = nn.Sequential(nn.Conv2d(in_channels, width, 4, stride=4))
+        else:
+            stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+                build_norm_layer(norm_cfg, width)[1], build_activation_layer(self.act_cfg),
+                nn.MaxPool2d(3, stride=2, padding=1))
+        # Downsampling happens inside the first block of each stage; the empty slots keep
+        # ``downsample_layers[i]`` -> ``stages[i]`` uniform with the ConvNeXt layout.
+        self.downsample_layers = nn.ModuleList([stem] + [nn.Identity() for _ in range(3)])
+        self.stages = nn.ModuleList()
+        in_dim = width
+        for i, out_dim in enumerate(self.dims):
+            mid = 4 * out_dim if spec.inverted else out_dim // 4
+            blocks = []
+            for j, rate in enumerate(rates[i]):
+                blocks.append(
+                    RoadmapBlock(
+                        in_dim if j == 0 else out_dim,
+                        out_dim,
+                        mid,
+                        stride=2 if i > 0 and j == 0 else 1,
+                        kernel_size=self.kernel_size,
+                        depthwise=spec.depthwise,
+                        dw_first=spec.dw_first,
+                        fewer_activations=spec.fewer_activations,
+                        fewer_norms=spec.fewer_norms,
+                        norm_cfg=norm_cfg,
+                        act_cfg=self.act_cfg,
+                        drop_path=float(rate),
+                        layer_scale_init_value=layer_scale_init_value,
+                        with_cp=with_cp))
+            self.stages.append(nn.Sequential(*blocks))
+            in_dim = out_dim
+
+    def _build_convnext_layout(self, in_channels: int, rates: Sequence[torch.Tensor],
+                               layer_scale_init_value: float, with_cp: bool,
+                               act_cfg: Optional[dict]) -> None:
+        # The same modules under the same names as ConvNeXt, so the last step loads its
+        # checkpoints; the ``layer_norm`` step lacks the LNs around resolution changes.
+        dims = self.dims
+        stem = [nn.Conv2d(in_channels, dims[0], 4, stride=4)]
+        if self.spec.resolution_norms:
+            stem.append(LayerNorm2d(dims[0]))
+        self.downsample_layers = nn.ModuleList([nn.Sequential(*stem)])
+        for i in range(1, 4):
+            layers = [nn.Conv2d(dims[i - 1], dims[i], 2, stride=2)]
+            if self.spec.resolution_norms:
+                layers.insert(0, LayerNorm2d(dims[i - 1]))
+            self.downsample_layers.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList()
+        for i in range(4):
+            blocks = [
+                ConvNeXtBlock(
+                    dims[i],
+                    drop_path=float(rate),
+                    layer_scale_init_value=layer_scale_init_value,
+                    kernel_size=self.kernel_size,
+                    with_cp=with_cp) for rate in rates[i]
+            ]
+            if act_cfg is not None:
+                # ConvNeXtBlock hard-codes GELU; the activation has no parameters, so swapping
+                # the module keeps the state dict unchanged (e.g. the ReLU ablation).
+                for block in blocks:
+                    block.act = build_activation_layer(self.act_cfg)
+            self.stages.append(nn.Sequential(*blocks))
+
+    def init_weights(self) -> None:
+        """Initialise: ConvNeXt's truncated-normal init for the ConvNeXt-layout steps,
+        torchvision's ResNet init (Kaiming, fan-out) for the BatchNorm steps; then
+        ``init_cfg``."""
+        if self.spec.convnext_layout:
+            init_weights_from_cfg(self)
+            return
+        if not self.is_init:
+            self.apply(_resnet_init)
+        # Our own BatchNorm-step checkpoints are plain state dicts: MMEngine loads them.
+        super().init_weights()
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages + 1):
+            modules = [self.downsample_layers[i], self.stages[i]]
+            if hasattr(self, f'norm{i}'):
+                modules.append(getattr(self, f'norm{i}'))
+            for module in modules:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'ModernizedResNet':
+        """Set train/eval mode, keeping frozen stages (and BN layers with ``norm_eval``) in
+        eval mode.
+
+        Args:
+            mode: Training mode (True) or evaluation mode (False).
+
+        Returns:
+            This module.
+        """
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Run all four stages and return their raw outputs (before any output norm).
+
+        Args:
+            x: Images, ``(N, C_in, H, W)``.
+
+        Returns:
+            The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``.
+        """
+        features = []
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+            features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the outputs of the stages in ``out_indices`` (normalised in the last step).
+
+        Args:
+            x: Images, ``(N, C_in, H, W)``.
+
+        Returns:
+            One ``(N, out_channels[k], H / 2**(i+2), W / 2**(i+2))`` tensor per stage ``i`` in
+            ``out_indices``, in stage order.
+        """
+        outs = []
+        for i in range(self.out_indices[-1] + 1):
+            x = self.stages[i](self.downsample_layers[i](x))
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}', None)
+                outs.append(norm(x) if norm is not None else x)
+        return tuple(outs)
+
+    def get_layer_id(self,
+                     param_name: str,
+                     num_layers: int,
+                     decay_type: str = 'layer_wise') -> int:
+        """Layer id of a parameter for layer-wise lr decay: ConvNeXt's mapping over this step's
+        real depths (see :func:`backbones.models.convnext.convnext_layer_id`).
+
+        The stem (``downsample_layers.0``) gets 0, blocks increasing ids by stage (projection
+        shortcuts with their block), anything else ``num_layers + 1``. For the last step it is
+        ConvNeXt-T's mapping.
+
+        Args:
+            param_name: Parameter name relative to this backbone.
+            num_layers: ``N`` of the decay schedule; ids run from 0 to ``N + 1``.
+            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
+
+        Returns:
+            An id in ``[0, num_layers + 1]``.
+        """
+        return convnext_layer_id(param_name, self.depths, num_layers, decay_type)
+
+
+class RoadmapClassifier(nn.Module):
+    """The ImageNet classifier of one roadmap step, as the paper measures it: backbone,
+    global average pooling, a LayerNorm if the step has one (``final_norm``), linear head.
+
+    Args:
+        step: One of :data:`ROADMAP_STEPS`.
+        num_classes: Number of classes.
+        **backbone_kwargs: Further :class:`ModernizedResNet` arguments (``kernel_size``,
+            ``act_cfg``...).
+    """
+
+    def __init__(self, step: str, num_classes: int = 1000, **backbone_kwargs) -> None:
+        super().__init__()
+        self.backbone = ModernizedResNet(step=step, out_indices=(3, ), **backbone_kwargs)
+        dim = self.backbone.num_features
+        self.norm = nn.LayerNorm(dim, eps=1e-6) if self.backbone.final_norm else nn.Identity()
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.backbone.forward_features(x)[-1]
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N, C, H, W) -> (N, C)
+        return self.head(self.norm(x))
+
+
+def roadmap_gflops(step: str, kernel_size: Optional[int] = None, img_size: int = 224) -> float:
+    """GFLOPs of a step's classifier (:class:`RoadmapClassifier`) in eval mode, counted by
+    ``mmengine.analysis.FlopAnalyzer`` (one multiply-add = one FLOP), as in the paper's table.
+
+    Args:
+        step: One of :data:`ROADMAP_STEPS`.
+        kernel_size: Kernel size of the spatial conv; ``None`` for the step's default.
+        img_size: Side of the square input.
+
+    Returns:
+        The FLOPs in units of 1e9.
+    """
+    from mmengine.analysis import FlopAnalyzer
+    model = RoadmapClassifier(step, kernel_size=kernel_size).eval()
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, img_size, img_size), ))
+        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return analyzer.total() / 1e9
+
+
+__all__ = [
+    'ROADMAP_STEPS', 'ROADMAP_PAPER_GFLOPS', 'ROADMAP_PAPER_KERNEL_GFLOPS', 'RoadmapSpec',
+    'roadmap_spec', 'RoadmapBlock', 'ModernizedResNet', 'RoadmapClassifier', 'roadmap_gflops'
+]
