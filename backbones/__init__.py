@@ -6,6 +6,7 @@ from .engine import checkpoint_io as _checkpoint_io
 
 _checkpoint_io.install()
 
+from .datasets import *  # noqa: E402,F401,F403
 from .engine import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .optim import *  # noqa: E402,F401,F403

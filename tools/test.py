@@ -24,7 +24,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
-    parser.add_argument('--show-dir', help='save drawn predictions under WORK_DIR/TIMESTAMP/DIR')
+    parser.add_argument('--show-dir',
+                        help='save drawn predictions (detection: WORK_DIR/TIMESTAMP/DIR; '
+                        'segmentation: DIR/vis_data/vis_image)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (the config\'s tta_model/tta_pipeline)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -75,6 +77,10 @@ def main(argv=None):
     cfg = merge_cli(Config.fromfile(args.config), args)
     prepare_distributed(cfg, args.launcher)
     cfg.load_from = args.checkpoint
+    # A test run needs no training parts; mmseg's visualization hook would otherwise build the
+    # training loop (and demand the training data) through runner.iter. All four go together.
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
+        cfg[key] = None
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.tta:

@@ -1,0 +1,173 @@
+"""Every detection config loads, builds its model and optimizer, and matches its paper row."""
+import copy
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from conftest import REPO
+from mmcv.transforms import Compose
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+
+import backbones  # noqa: F401  (registers ConvNeXt, the constructor, CheckedCocoDataset)
+from backbones.engine import check_pretrained_exists
+
+CONFIG_DIR = osp.join(REPO, 'configs', 'detection')
+CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
+
+# PAPER.md section 4: params (M), drop path, lr, layer decay, num_layers, AMP, checkpoint.
+CONVNEXT_ROWS = {
+    'mask_rcnn_convnext_t_coco.py': (48, 0.4, 1e-4, 0.95, 6, True, 'convnext_tiny_1k_224.pth'),
+    'cascade_convnext_t_coco.py': (86, 0.4, 2e-4, 0.7, 6, True, 'convnext_tiny_1k_224.pth'),
+    'cascade_convnext_s_coco.py': (108, 0.6, 2e-4, 0.7, 12, True, 'convnext_small_1k_224.pth'),
+    'cascade_convnext_b_coco.py': (146, 0.7, 2e-4, 0.8, 12, True, 'convnext_base_1k_224.pth'),
+    'cascade_convnext_b_in22k_coco.py': (146, 0.6, 1e-4, 0.8, 12, True,
+                                         'convnext_base_22k_224.pth'),
+    'cascade_convnext_l_in22k_coco.py': (255, 0.7, 1e-4, 0.7, 12, False,
+                                         'convnext_large_22k_224.pth'),
+    'cascade_convnext_xl_in22k_coco.py': (407, 0.8, 1e-4, 0.7, 12, False,
+                                          'convnext_xlarge_22k_224.pth'),
+}
+# Comparison rows (approximate transcriptions in PAPER.md). Mask R-CNN R-50 has no paper row:
+# 44M is the figure usually quoted for it.
+COMPARISON_PARAMS = {
+    'mask_rcnn_swin_t_coco.py': 48,
+    'cascade_swin_t_coco.py': 86,
+    'cascade_r50_coco.py': 82,
+    'mask_rcnn_r50_coco.py': 44,
+}
+DEMO_CONFIGS = ['mask_rcnn_convnext_atto_shapes.py', 'cascade_convnext_atto_shapes.py']
+
+
+def test_every_row_has_a_config():
+    assert set(CONVNEXT_ROWS) | set(COMPARISON_PARAMS) | set(DEMO_CONFIGS) == set(CONFIGS)
+
+
+@pytest.fixture(scope='module')
+def built(request):
+    """(name, config, model, optim_wrapper) of a config.
+
+    Module-scoped and parametrised indirectly, so pytest runs every test of one config before
+    building the next: each model (XL has 407M parameters) is built once and dropped after.
+    """
+    name = request.param
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(copy.deepcopy(cfg.model))
+        wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+        if wrapper_cfg.type == 'AmpOptimWrapper' and not torch.cuda.is_available():
+            wrapper_cfg.type = 'OptimWrapper'  # what tools/train.py does on a CPU
+        optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
+    return name, cfg, model, optim_wrapper
+
+
+def _num_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize('built', CONFIGS, indirect=True)
+def test_config_loads_and_builds(built):
+    _, cfg, model, optim_wrapper = built
+    assert cfg.default_scope == 'mmdet'
+    assert cfg.custom_imports == dict(imports=['backbones'], allow_failed_imports=False)
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == 3
+    assert cfg.train_dataloader.dataset.type == 'CheckedCocoDataset'
+    assert cfg.val_evaluator.type == 'CocoMetric'
+    assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'}
+    assert type(model).__name__ in ('MaskRCNN', 'CascadeRCNN')
+    assert len(optim_wrapper.optimizer.param_groups) >= 1
+
+
+@pytest.mark.parametrize('built', sorted(CONVNEXT_ROWS) + sorted(COMPARISON_PARAMS),
+                         indirect=True)
+def test_coco_recipe(built):
+    _, cfg, _, _ = built
+    # batch 16 as 8 GPUs x 2 images, lr scaled by the real batch
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
+    optimizer = cfg.optim_wrapper.optimizer
+    assert optimizer.type == 'AdamW' and optimizer.betas == (0.9, 0.999)
+    assert optimizer.weight_decay == 0.05
+    assert cfg.train_cfg.max_epochs == 36
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.type, warmup.by_epoch, warmup.end) == ('LinearLR', False, 1000)
+    assert steps.type == 'MultiStepLR' and list(steps.milestones) == [27, 33]
+    # DETR-style augmentation: multi-scale resize, or resize + crop + resize
+    choice = [t for t in cfg.train_pipeline if t.type == 'RandomChoice'][0]
+    assert [[t.type for t in branch] for branch in choice.transforms] == [
+        ['RandomChoiceResize'],
+        ['RandomChoiceResize', 'RandomCrop', 'RandomChoiceResize']]
+    assert cfg.train_dataloader.dataset.pipeline == cfg.train_pipeline
+    with DefaultScope.overwrite_default_scope('mmdet'):  # every transform builds
+        Compose(cfg.train_pipeline)
+        Compose(cfg.test_pipeline)
+    if cfg.model.type == 'CascadeRCNN':
+        for head in cfg.model.roi_head.bbox_head:
+            assert head.type == 'Shared4Conv1FCBBoxHead'
+            assert head.norm_cfg.type == 'SyncBN' and head.reg_decoded_bbox
+            assert head.loss_bbox == dict(type='GIoULoss', loss_weight=10.0)
+
+
+@pytest.mark.parametrize('built', sorted(CONVNEXT_ROWS), indirect=True)
+def test_convnext_row(built):
+    name, cfg, model, optim_wrapper = built
+    params, drop_path, lr, decay, num_layers, amp, ckpt = CONVNEXT_ROWS[name]
+    backbone = cfg.model.backbone
+    assert backbone.type == 'ConvNeXt' and backbone.drop_path_rate == drop_path
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{ckpt}')
+    assert cfg.optim_wrapper.type == ('AmpOptimWrapper' if amp else 'OptimWrapper')
+    assert cfg.optim_wrapper.constructor == 'LayerDecayOptimizerConstructor'
+    assert cfg.optim_wrapper.paramwise_cfg == dict(
+        decay_rate=decay, decay_type='layer_wise', num_layers=num_layers)
+    assert cfg.optim_wrapper.optimizer.lr == lr
+    assert _num_params(model) / 1e6 == pytest.approx(params, rel=0.02)
+
+    # Our constructor built the groups: stem lr = head lr * decay ** (num_layers + 1).
+    lr_of = {}
+    for group in optim_wrapper.optimizer.param_groups:
+        for param in group['params']:
+            lr_of[id(param)] = group['lr']
+    named = dict(model.named_parameters())
+    stem = lr_of[id(named['backbone.downsample_layers.0.0.weight'])]
+    head = lr_of[id(named['rpn_head.rpn_conv.weight'])]
+    assert head == pytest.approx(lr)
+    assert stem / head == pytest.approx(decay**(num_layers + 1))
+
+
+@pytest.mark.parametrize('built', sorted(COMPARISON_PARAMS), indirect=True)
+def test_comparison_row(built):
+    name, cfg, model, _ = built
+    assert cfg.model.backbone.type in ('SwinTransformer', 'ResNet')
+    assert 'constructor' not in cfg.optim_wrapper  # no layer decay for these backbones
+    assert _num_params(model) / 1e6 == pytest.approx(COMPARISON_PARAMS[name], rel=0.02)
+
+
+@pytest.mark.parametrize('name', sorted(n for n in CONFIGS if n not in DEMO_CONFIGS))
+def test_missing_pretrained_names_the_file(name, tmp_path):
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+    ckpt = cfg.model.backbone.init_cfg.checkpoint
+    if '://' in ckpt:
+        pytest.skip(f'{ckpt} is downloaded by MMEngine')
+    assert ckpt.startswith('checkpoints/')
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / osp.basename(ckpt))
+    with pytest.raises(FileNotFoundError, match=osp.basename(ckpt)):
+        check_pretrained_exists(cfg)
+
+
+@pytest.mark.parametrize('built', DEMO_CONFIGS, indirect=True)
+def test_demo_config_is_slim_and_standalone(built):
+    _, cfg, model, _ = built
+    assert cfg.model.backbone.arch == 'atto' and cfg.model.backbone.init_cfg is None
+    assert cfg.model.neck.out_channels == 64
+    assert cfg.train_dataloader.batch_size == 8
+    assert cfg.train_dataloader.dataset.data_root == 'data/shapes/coco/'
+    assert cfg.train_dataloader.dataset.metainfo.classes == ('circle', 'square', 'triangle')
+    rcnn = cfg.model.train_cfg.rcnn
+    for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
+        assert stage.sampler.num == 64
+    assert cfg.model.roi_head.mask_head.num_convs == 2
+    assert _num_params(model) < 8e6
+    check_pretrained_exists(cfg)  # nothing to download or find
