@@ -153,7 +153,7 @@ def test_frozen_stages_and_norm_eval_survive_train():
 
 
 def test_resnet50_step_has_torchvision_parameters():
-    torchvision = pytest.importorskip('torchvision')
+    import torchvision  # pinned in requirements/torch.txt
     ours = RoadmapClassifier('resnet50')
     reference = torchvision.models.resnet50()
     assert sum(p.numel() for p in ours.parameters()) == \
