@@ -13,12 +13,15 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_CONFIG = 'configs/detection/mask_rcnn_convnext_atto_shapes.py'
+# MMEngine's per-interval log line, e.g. "Iter(train) [ 40/400] ... loss: 2.07": our progress.
+PROGRESS = re.compile(r'Iter\((\w+)\)\s*\[\s*(\d+)/(\d+)\](?:.*?\sloss: ([0-9.]+))?')
 
 
 def parse_args(argv=None):
@@ -42,8 +45,10 @@ def run_stage(name, cmd, log_file):
         for line in proc.stdout:
             log.write(line)
             # MMEngine's per-interval lines are the progress display of a training stage.
-            if 'Iter(train)' in line or 'Epoch(val)' in line or 'coco/' in line:
-                print('   ' + line.rstrip()[-150:], flush=True)
+            m = PROGRESS.search(line)
+            if m:
+                print(f'   {m.group(1)} {m.group(2)}/{m.group(3)}'
+                      + (f'  loss {m.group(4)}' if m.group(4) else ''), flush=True)
         if proc.wait() != 0:
             raise SystemExit(f'[demo] {name} failed (exit {proc.returncode}); see {log_file}')
     return time.time() - start
