@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
-from .layers import ConvNeXtBlock, LayerNorm2d
+from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules
 from .presets import CONVNEXT_ARCHS
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
@@ -224,10 +224,7 @@ class ConvNeXt(BaseModule):
             modules = [self.downsample_layers[i], self.stages[i]]
             if i in self.out_indices:
                 modules.append(getattr(self, f'norm{i}'))
-            for module in modules:
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+            freeze_modules(modules)
 
     def train(self, mode: bool = True) -> 'ConvNeXt':
         """Set train/eval mode, keeping frozen stages in eval mode.

@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import DECAY_TYPES, normalize_indices, resolve_arch
-from .layers import ConvNeXtBlock, LayerNorm2d
+from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules
 from .presets import ISOTROPIC_ARCHS
 
 
@@ -124,10 +124,7 @@ class ConvNeXtIsotropic(BaseModule):
             return
         modules = [self.stem] + list(self.blocks[:self.frozen_stages + 1])
         modules += [getattr(self, f'norm{j}') for j in self.out_indices if j <= self.frozen_stages]
-        for module in modules:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+        freeze_modules(modules)
 
     def train(self, mode: bool = True) -> 'ConvNeXtIsotropic':
         """Set train/eval mode, keeping frozen blocks in eval mode.

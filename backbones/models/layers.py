@@ -3,13 +3,25 @@
 One implementation of the block: the dense backbone, the isotropic model and the roadmap's
 final steps all build :class:`ConvNeXtBlock` from here.
 """
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from timm.layers import DropPath
+
+
+def freeze_modules(modules: Iterable[nn.Module]) -> None:
+    """Put modules in eval mode and stop their parameters from training (frozen stages).
+
+    Args:
+        modules: The modules to freeze.
+    """
+    for module in modules:
+        module.eval()
+        for param in module.parameters():
+            param.requires_grad = False
 
 
 class LayerNorm2d(nn.LayerNorm):

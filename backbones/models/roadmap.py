@@ -47,7 +47,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import convnext_layer_id, normalize_indices
-from .layers import ConvNeXtBlock, LayerNorm2d
+from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules
 
 #: The rows of the paper's roadmap (PAPER.md section 2), in order, from ResNet-50 to ConvNeXt-T.
 ROADMAP_STEPS: Tuple[str, ...] = (
@@ -442,10 +442,7 @@ class ModernizedResNet(BaseModule):
             modules = [self.downsample_layers[i], self.stages[i]]
             if hasattr(self, f'norm{i}'):
                 modules.append(getattr(self, f'norm{i}'))
-            for module in modules:
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+            freeze_modules(modules)
 
     def train(self, mode: bool = True) -> 'ModernizedResNet':
         """Set train/eval mode, keeping frozen stages (and BN layers with ``norm_eval``) in
