@@ -8,6 +8,8 @@ _checkpoint_io.install()
 
 from .datasets import *  # noqa: E402,F401,F403
 from .engine import *  # noqa: E402,F401,F403
+from .evaluation import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .optim import *  # noqa: E402,F401,F403
+from .recipe import *  # noqa: E402,F401,F403
 from .version import __version__  # noqa: E402,F401

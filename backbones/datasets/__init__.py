@@ -1,9 +1,11 @@
 from .coco import CheckedCocoDataset, check_dataset_paths
+from .imagefolder import ImageFolderDataset, build_timm_transform
 from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE, Instance, Scene,
                      coco_annotation, image_rng, make_ade_split, make_cls_split, make_coco_split,
                      make_shapes, mask_to_polygons, render_scene, render_single)
 
 __all__ = [
+    'ImageFolderDataset', 'build_timm_transform',
     'CheckedCocoDataset', 'check_dataset_paths', 'SHAPES_CLASSES', 'SHAPES_PALETTE',
     'SHAPES_METAINFO', 'Instance', 'Scene', 'coco_annotation', 'image_rng', 'make_ade_split',
     'make_coco_split', 'make_cls_split', 'make_shapes', 'mask_to_polygons', 'render_scene',

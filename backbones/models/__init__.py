@@ -1,3 +1,5 @@
+from .classifier import (ClsDataPreprocessor, ImageClassifier, LinearClsHead,
+                         convert_classifier_checkpoint)
 from .convert import (convert_and_detect, convert_checkpoint, convert_to_mmpretrain,
                       convert_to_official, detect_format, load_pretrained, unwrap_state_dict)
 from .convnext import ConvNeXt, convnext_layer_id
@@ -8,6 +10,7 @@ from .presets import (CONVNEXT_ARCHS, CONVNEXT_PAPER_COMPLEXITY, ISOTROPIC_ARCHS
 from .roadmap import ROADMAP_STEPS, ModernizedResNet
 
 __all__ = [
+    'ImageClassifier', 'LinearClsHead', 'ClsDataPreprocessor', 'convert_classifier_checkpoint',
     'ConvNeXt', 'ConvNeXtIsotropic', 'ConvNeXtBlock', 'LayerNorm2d', 'GRN', 'CONVNEXT_ARCHS',
     'CONVNEXT_PAPER_COMPLEXITY', 'ISOTROPIC_ARCHS', 'ISOTROPIC_PAPER_COMPLEXITY',
     'convert_checkpoint', 'convert_and_detect', 'convert_to_official', 'convert_to_mmpretrain',

@@ -38,6 +38,8 @@ StateDict = Dict[str, torch.Tensor]
 
 #: Keys under which training frameworks wrap the weights, in order of preference.
 WRAPPER_KEYS = ('state_dict', 'model', 'model_ema', 'state_dict_ema', 'module')
+#: Keys of EMA weights (ours and timm's, the official code's, MMEngine's EMAHook).
+EMA_KEYS = ('state_dict_ema', 'model_ema', 'ema_state_dict')
 
 _BLOCK_RENAMES = {
     'timm': (('conv_dw.', 'dwconv.'), ('mlp.fc1.', 'pwconv1.'), ('mlp.fc2.', 'pwconv2.'),
@@ -55,19 +57,30 @@ def _is_tensor_dict(obj) -> bool:
         torch.is_tensor(v) for v in obj.values())
 
 
-def unwrap_state_dict(obj) -> StateDict:
+def unwrap_state_dict(obj, use_ema: bool = False) -> StateDict:
     """Find the weights in a checkpoint: unwrap ``state_dict``/``model``/... and strip
     ``module.`` (DDP) prefixes.
 
     Args:
         obj: A loaded checkpoint or a state dict.
+        use_ema: Take the EMA weights (``state_dict_ema``, ``model_ema`` or
+            ``ema_state_dict``) instead of the raw ones.
 
     Returns:
         A flat dict of tensors (non-tensor entries dropped).
 
     Raises:
-        ValueError: ``obj`` holds no tensors where weights are expected.
+        ValueError: ``obj`` holds no tensors where weights are expected, or no EMA weights
+            when ``use_ema`` is set.
     """
+    if use_ema:
+        key = next((k for k in EMA_KEYS if isinstance(obj, Mapping)
+                    and isinstance(obj.get(k), Mapping)), None)
+        if key is None:
+            top = _sample(list(obj)) if isinstance(obj, Mapping) else type(obj).__name__
+            raise ValueError(f'use_ema: the checkpoint has no EMA weights (none of '
+                             f'{", ".join(EMA_KEYS)}; top-level keys: {top})')
+        obj = obj[key]
     for _ in range(3):
         if not isinstance(obj, Mapping) or _is_tensor_dict(obj):
             break
@@ -148,7 +161,8 @@ def _fix_value(key: str, value: torch.Tensor) -> torch.Tensor:
 
 def convert_and_detect(obj,
                        keep_final_norm: bool = False,
-                       prefix: Optional[str] = None) -> Tuple[StateDict, str]:
+                       prefix: Optional[str] = None,
+                       use_ema: bool = False) -> Tuple[StateDict, str]:
     """:func:`convert_checkpoint`, also naming the source format (for logs and tools).
 
     Args:
@@ -156,14 +170,16 @@ def convert_and_detect(obj,
         keep_final_norm: See :func:`convert_checkpoint`.
         prefix: Take only the keys under this prefix (stripped); by default ``backbone.``
             when any key has it, else all keys.
+        use_ema: Convert the checkpoint's EMA weights (see :func:`unwrap_state_dict`).
 
     Returns:
         The converted state dict and the format name (see :func:`detect_format`).
 
     Raises:
-        ValueError: The format is not recognised, or no key has ``prefix``.
+        ValueError: The format is not recognised, no key has ``prefix``, or ``use_ema`` is
+            set and the checkpoint has no EMA weights.
     """
-    raw = unwrap_state_dict(obj)
+    raw = unwrap_state_dict(obj, use_ema)
     is_classifier = 'head.fc.weight' in raw or 'head.weight' in raw
     if prefix is None and any(k.startswith('backbone.') for k in raw):
         prefix = 'backbone.'
@@ -280,7 +296,8 @@ def load_pretrained(model: nn.Module,
                     filename: str,
                     prefix: Optional[str] = None,
                     map_location='cpu',
-                    keep_final_norm: bool = False) -> Tuple[List[str], List[str]]:
+                    keep_final_norm: bool = False,
+                    use_ema: bool = False) -> Tuple[List[str], List[str]]:
     """Load a checkpoint of any known format into a ConvNeXt backbone, loudly.
 
     The file is loaded safely (``weights_only``), converted, checked and loaded with
@@ -293,6 +310,7 @@ def load_pretrained(model: nn.Module,
         prefix: Keep only the keys under this prefix (e.g. ``'backbone.'``) before converting.
         map_location: Passed to the loader.
         keep_final_norm: See :func:`convert_checkpoint`.
+        use_ema: Load the checkpoint's EMA weights instead of the raw ones.
 
     Returns:
         The missing and the unexpected keys.
@@ -304,7 +322,7 @@ def load_pretrained(model: nn.Module,
     obj = _load_file(filename, map_location)
     name = type(model).__name__
     try:
-        state, fmt = convert_and_detect(obj, keep_final_norm, prefix)
+        state, fmt = convert_and_detect(obj, keep_final_norm, prefix, use_ema)
     except ValueError as e:
         raise ValueError(f'cannot load checkpoint {filename!r} into {name}: {e}') from e
     own = model.state_dict()
@@ -326,7 +344,7 @@ def load_pretrained(model: nn.Module,
     fresh_norms = [k for k in missing if _OUTPUT_NORM.match(k)]
     other_missing = [k for k in missing if not _OUTPUT_NORM.match(k)]
     print_log(f'{name}: loaded {len(matched)}/{len(own)} tensors from {filename} '
-              f'({fmt} format)', logger='current')
+              f'({fmt} format{", EMA weights" if use_ema else ""})', logger='current')
     if fresh_norms:
         print_log(f'{name}: output norms not in the checkpoint, initialised fresh (expected '
                   f'for classification checkpoints): {", ".join(fresh_norms)}',
@@ -377,5 +395,6 @@ def init_weights_from_cfg(model: nn.Module,
         if not cfg.get('checkpoint'):
             raise ValueError(f'init_cfg {cfg} of {type(model).__name__} names no checkpoint')
         load_pretrained(model, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                        map_location=cfg.get('map_location', 'cpu'))
+                        map_location=cfg.get('map_location', 'cpu'),
+                        use_ema=cfg.get('use_ema', False))
     model.is_init = True

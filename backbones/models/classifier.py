@@ -1,0 +1,272 @@
+"""ImageNet-style classifier for the toolkit's backbones, trained with timm's recipe parts.
+
+``ImageClassifier`` = backbone -> global average pooling -> :class:`LinearClsHead` (the
+post-pooling LayerNorm and the linear layer of the official classifier). Its data
+preprocessor applies timm's Mixup/CutMix to training batches and the loss follows the targets:
+timm's soft-target cross-entropy for mixed batches, label smoothing or plain cross-entropy
+otherwise.
+
+Checkpoint layout (ours): ``backbone.*`` (all dense-backbone keys, output norms included, so the
+file loads into any detection/segmentation config with no missing key), ``head.norm.*``,
+``head.fc.*``. Official, timm and mmpretrain classifier checkpoints are converted on load
+(:func:`convert_classifier_checkpoint`), so ``load_from`` and ``tools/test.py`` take them as
+they are.
+"""
+import re
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseDataPreprocessor, BaseModel, BaseModule
+from mmengine.registry import MODELS
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+from backbones.registry import register_model
+from .convert import convert_checkpoint, detect_format, unwrap_state_dict
+
+#: ImageNet mean / std in 0-255 pixel units (timm's IMAGENET_DEFAULT_MEAN/STD x 255).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _final_norm_and_head(raw: Dict[str, torch.Tensor], fmt: str) -> Dict[str, torch.Tensor]:
+    """The post-pooling norm and the linear layer of a classifier checkpoint, under our names
+    (``head.norm.*``, ``head.fc.*``); empty when the checkpoint has no head."""
+    if fmt == 'timm':
+        sources = (('head.norm.', 'head.norm.'), ('head.fc.', 'head.fc.'),
+                   ('norm_pre.', 'head.norm.'))
+    elif fmt == 'mmpretrain':
+        sources = (('backbone.norm3.', 'head.norm.'), ('head.fc.', 'head.fc.'))
+    elif any(k.startswith(('head.norm.', 'head.fc.')) for k in raw):  # ours
+        sources = (('head.norm.', 'head.norm.'), ('head.fc.', 'head.fc.'))
+    else:  # official (V1, V2, isotropic): top-level norm and head
+        sources = (('norm.', 'head.norm.'), ('head.', 'head.fc.'))
+    out = {}
+    for key, value in raw.items():
+        for old, new in sources:
+            if key.startswith(old):
+                out[new + key[len(old):]] = value
+                break
+    return out
+
+
+def convert_classifier_checkpoint(obj) -> Dict[str, torch.Tensor]:
+    """Convert a whole ConvNeXt classifier checkpoint (official, timm, mmpretrain or ours) into
+    the state dict of :class:`ImageClassifier`.
+
+    Args:
+        obj: A loaded checkpoint or a state dict.
+
+    Returns:
+        ``backbone.*`` keys (see :func:`backbones.convert_checkpoint`) plus ``head.norm.*`` and
+        ``head.fc.*`` when the checkpoint has a classification head.
+
+    Raises:
+        ValueError: The format is not recognised.
+    """
+    raw = unwrap_state_dict(obj)
+    probe = {k[len('backbone.'):] if k.startswith('backbone.') else k: v for k, v in raw.items()}
+    fmt = detect_format(probe)
+    state = {f'backbone.{k}': v for k, v in convert_checkpoint(raw).items()}
+    state.update(_final_norm_and_head(raw, fmt))
+    return state
+
+
+@register_model()
+class LinearClsHead(BaseModule):
+    """Classification head on pooled features: optional LayerNorm, then a linear layer.
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the pooled feature.
+        pre_norm: LayerNorm (eps 1e-6) before the linear layer, as in ConvNeXt; off for the
+            BatchNorm steps of the roadmap.
+        init_scale: Multiplies the initial linear weights and bias (0.001 when fine-tuning
+            from IN-22K, PAPER.md section 3).
+        label_smoothing: Label smoothing for hard targets (batches without Mixup).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 pre_norm: bool = True,
+                 init_scale: float = 1.0,
+                 label_smoothing: float = 0.0,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be positive, got {num_classes}')
+        self.num_classes = num_classes
+        self.init_scale = init_scale
+        self.norm = nn.LayerNorm(in_channels, eps=1e-6) if pre_norm else nn.Identity()
+        self.fc = nn.Linear(in_channels, num_classes)
+        self.hard_loss = (LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing > 0
+                          else nn.CrossEntropyLoss())
+        self.soft_loss = SoftTargetCrossEntropy()
+
+    def init_weights(self) -> None:
+        """Truncated-normal weights (std 0.02), zero bias, both times ``init_scale``."""
+        super().init_weights()
+        if not self.init_cfg:
+            nn.init.trunc_normal_(self.fc.weight, std=.02)
+            nn.init.zeros_(self.fc.bias)
+            with torch.no_grad():
+                self.fc.weight.mul_(self.init_scale)
+                self.fc.bias.mul_(self.init_scale)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of pooled features ``(N, in_channels)``."""
+        return self.fc(self.norm(pooled))
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class indices ``(N,)`` or soft targets ``(N, num_classes)``."""
+        if targets.dim() == 2:
+            return self.soft_loss(logits, targets)
+        return self.hard_loss(logits, targets)
+
+
+@register_model()
+class ClsDataPreprocessor(BaseDataPreprocessor):
+    """Moves a collated batch to the device and applies timm's Mixup/CutMix when training.
+
+    The dataset's timm transform already returns normalised tensors, so nothing else is done.
+    A batch is ``dict(inputs=(N, 3, H, W) float, data_samples=(N,) long)``; after Mixup the
+    ``data_samples`` are soft targets ``(N, num_classes)`` with label smoothing folded in.
+
+    Args:
+        num_classes: Number of classes (for the soft targets).
+        mixup: ``None`` for no mixing, or timm :class:`~timm.data.Mixup` arguments, e.g.
+            ``dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)``.
+    """
+
+    def __init__(self, num_classes: Optional[int] = None, mixup: Optional[dict] = None) -> None:
+        super().__init__()
+        self.mixup = None
+        if mixup:
+            if not num_classes:
+                raise ValueError('ClsDataPreprocessor: mixup needs num_classes')
+            self.mixup = Mixup(num_classes=num_classes, **mixup)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = self.cast_data(data)
+        if not isinstance(data, dict) or 'inputs' not in data:
+            raise TypeError('ClsDataPreprocessor expects a collated dict with "inputs" and '
+                            '"data_samples" (use collate_fn=dict(type="default_collate"))')
+        inputs, labels = data['inputs'], data.get('data_samples')
+        if training and self.mixup is not None:
+            if inputs.shape[0] % 2:
+                raise ValueError(f'Mixup/CutMix needs an even batch, got {inputs.shape[0]} '
+                                 'images (set drop_last=True and an even batch_size)')
+            inputs, labels = self.mixup(inputs, labels)
+        return dict(inputs=inputs, data_samples=labels)
+
+
+_OUTPUT_NORM = re.compile(r'^norm\d+$')
+
+
+@register_model()
+class ImageClassifier(BaseModel):
+    """Backbone, global average pooling and a :class:`LinearClsHead`.
+
+    The backbone's dense output norms (``norm{i}`` of ConvNeXt and the isotropic model) are not
+    used for classification; they are kept frozen at their initial identity so the checkpoint
+    holds every key a detection/segmentation backbone of the same arch has, with the values
+    those norms would start from anyway.
+
+    Args:
+        backbone: Backbone config; it must have ``forward_features`` returning a list of
+            feature maps whose last entry is the final stage (ConvNeXt, ConvNeXtIsotropic,
+            ModernizedResNet).
+        head: :class:`LinearClsHead` config; ``in_channels`` defaults to the backbone's
+            last feature width.
+        data_preprocessor: Data preprocessor config (default :class:`ClsDataPreprocessor`).
+        init_cfg: MMEngine init config; a ``Pretrained`` one loads whole classifiers of any
+            format (converted on load).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        data_preprocessor = dict(data_preprocessor or dict(type='ClsDataPreprocessor'))
+        data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        if not hasattr(self.backbone, 'forward_features'):
+            raise TypeError(f'ImageClassifier: backbone {type(self.backbone).__name__} has no '
+                            'forward_features()')
+        head = dict(head)
+        head.setdefault('type', 'LinearClsHead')
+        head.setdefault('in_channels', self._feature_width())
+        # Roadmap steps before BN -> LN have no final LayerNorm (ModernizedResNet.final_norm).
+        head.setdefault('pre_norm', getattr(self.backbone, 'final_norm', True))
+        self.head = MODELS.build(head)
+        for name, module in self.backbone.named_children():
+            if _OUTPUT_NORM.match(name):
+                module.requires_grad_(False)
+        self._register_load_state_dict_pre_hook(self._convert_foreign_state_dict)
+
+    def _feature_width(self) -> int:
+        for attr in ('num_features', 'dim'):
+            if isinstance(getattr(self.backbone, attr, None), int):
+                return getattr(self.backbone, attr)
+        dims = getattr(self.backbone, 'dims', None)
+        if dims:
+            return int(dims[-1])
+        raise ValueError(f'cannot tell the feature width of {type(self.backbone).__name__}; '
+                         'set head.in_channels')
+
+    @staticmethod
+    def _convert_foreign_state_dict(state_dict, prefix, *args) -> None:
+        # Official/timm/mmpretrain classifier checkpoints arrive with their own names: rename in
+        # place so load_state_dict (load_from, tools/test.py, Pretrained) sees ours.
+        own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not own or all(k.startswith(('backbone.', 'head.norm.', 'head.fc.')) for k in own):
+            return
+        converted = convert_classifier_checkpoint(own)
+        for key in list(state_dict):
+            if key.startswith(prefix):
+                del state_dict[key]
+        state_dict.update({prefix + k: v for k, v in converted.items()})
+
+    def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Globally pooled last-stage features ``(N, C)``."""
+        features = self.backbone.forward_features(inputs)[-1]
+        return features.mean((2, 3))
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[torch.Tensor] = None,
+                mode: str = 'tensor') -> Union[torch.Tensor, dict, List[dict]]:
+        """MMEngine's three modes.
+
+        Args:
+            inputs: Normalised images ``(N, 3, H, W)``.
+            data_samples: Class indices ``(N,)`` or soft targets ``(N, num_classes)``.
+            mode: ``'tensor'`` (logits), ``'loss'`` (``dict(loss=...)``) or ``'predict'``
+                (one ``dict(pred_score, pred_label, gt_label)`` per image).
+        """
+        logits = self.head(self.extract_feat(inputs))
+        if mode == 'tensor':
+            return logits
+        if mode == 'loss':
+            if data_samples is None:
+                raise ValueError('ImageClassifier: mode="loss" needs targets')
+            return dict(loss=self.head.loss(logits, data_samples))
+        if mode == 'predict':
+            scores = logits.float().softmax(dim=1)
+            labels: Sequence = ([None] * len(scores) if data_samples is None else
+                                data_samples.tolist())
+            return [
+                dict(pred_score=s, pred_label=int(s.argmax()), gt_label=g)
+                for s, g in zip(scores, labels)
+            ]
+        raise ValueError(f'ImageClassifier: unknown mode {mode!r} (tensor, loss or predict)')
+
+
+__all__ = [
+    'ImageClassifier', 'LinearClsHead', 'ClsDataPreprocessor', 'convert_classifier_checkpoint',
+    'IMAGENET_MEAN', 'IMAGENET_STD'
+]

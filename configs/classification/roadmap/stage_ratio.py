@@ -1,0 +1,10 @@
+# Roadmap row 3 (PAPER.md section 2): step 'stage_ratio' with the ConvNeXt recipe,
+# 300 epochs.
+#   tools/dist_train.sh configs/classification/roadmap/stage_ratio.py 8
+_base_ = [
+    '../_base_/models/convnext.py', '../_base_/datasets/imagenet_224.py',
+    '../_base_/schedules/in1k_300e.py', '../_base_/default_runtime.py'
+]
+model = dict(
+    backbone=dict(
+        _delete_=True, type='ModernizedResNet', step='stage_ratio', drop_path_rate=0.1))

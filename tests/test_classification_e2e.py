@@ -1,0 +1,88 @@
+"""Pre-train on the synthetic ImageFolder with tools/train.py, then hand the checkpoint to the
+detection and segmentation demo configs (real runs, real files)."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+from conftest import REPO, run_tool
+from mmengine.config import Config
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope
+
+import backbones  # noqa: F401
+from backbones.engine.checkpoint_io import load_checkpoint_file
+from backbones.models import load_pretrained
+
+CLS_CONFIG = 'configs/classification/convnext_atto_shapes.py'
+DOWNSTREAM = {
+    'mmdet': 'configs/detection/mask_rcnn_convnext_atto_shapes.py',
+    'mmseg': 'configs/segmentation/upernet_convnext_atto_shapes.py',
+}
+
+
+@pytest.fixture(scope='module')
+def pretrained(tmp_path_factory):
+    """A short real pre-training run on a small shapes ImageFolder; returns its work dir."""
+    root = tmp_path_factory.mktemp('cls_chain')
+    data = root / 'shapes'
+    run_tool(['tools/data/make_shapes.py', '--out', str(data), '--layouts', 'cls',
+              '--cls-train', '48', '--cls-val', '12', '--size', '64'])
+    work = root / 'work'
+    run_tool(['tools/train.py', CLS_CONFIG, '--work-dir', str(work), '--cfg-options',
+              f'train_dataloader.dataset.data_root={data}/cls',
+              f'val_dataloader.dataset.data_root={data}/cls',
+              'train_dataloader.batch_size=8', 'train_cfg.max_epochs=2',
+              'train_cfg.val_interval=2', 'train_dataloader.dataset.transform.input_size=64',
+              'val_dataloader.dataset.transform.input_size=64'], timeout=900)
+    return work
+
+
+@pytest.mark.slow
+def test_pretraining_logs_raw_and_ema_accuracy(pretrained):
+    logs = sorted(pretrained.glob('*/vis_data/scalars.json'))
+    assert logs, 'no scalars.json written'
+    records = [json.loads(line) for line in logs[-1].read_text().splitlines()]
+    val = [r for r in records if 'accuracy/top1' in r]
+    assert val and 'ema/accuracy/top1' in val[-1]
+    assert 0.0 <= val[-1]['accuracy/top1'] <= 100.0
+    checkpoint = load_checkpoint_file(str(pretrained / 'epoch_2.pth'))
+    assert set(checkpoint['state_dict_ema']) == set(checkpoint['state_dict'])
+    # The EMA lags the raw weights: the two differ.
+    key = 'backbone.stages.0.0.pwconv1.weight'
+    assert not torch.equal(checkpoint['state_dict_ema'][key], checkpoint['state_dict'][key])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('scope', sorted(DOWNSTREAM))
+@pytest.mark.parametrize('use_ema', [False, True], ids=['raw', 'ema'])
+def test_checkpoint_initialises_downstream_backbones(pretrained, scope, use_ema):
+    ckpt = str(pretrained / 'epoch_2.pth')
+    weights = load_checkpoint_file(ckpt)['state_dict_ema' if use_ema else 'state_dict']
+
+    # The classifier as it was trained (raw or EMA weights).
+    cls_cfg = Config.fromfile(osp.join(REPO, CLS_CONFIG))
+    classifier = ROOT_MODELS.build(cls_cfg.model).eval()
+    classifier.load_state_dict(weights, strict=True)
+
+    cfg = Config.fromfile(osp.join(REPO, DOWNSTREAM[scope]))
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=ckpt, use_ema=use_ema)
+    with DefaultScope.overwrite_default_scope(scope):
+        from mmengine.registry import MODELS
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        model.eval()
+        # Every backbone key comes from the checkpoint: nothing missing, nothing left over.
+        missing, unexpected = load_pretrained(model.backbone, ckpt, use_ema=use_ema)
+    assert missing == [] and unexpected == []
+    backbone_state = model.backbone.state_dict()
+    for key, value in backbone_state.items():
+        assert torch.equal(value, weights['backbone.' + key]), key
+
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours = model.backbone(x)
+        reference = classifier.backbone(x)
+    assert len(ours) == len(reference) == 4
+    for a, b in zip(ours, reference):
+        assert torch.equal(a, b)
