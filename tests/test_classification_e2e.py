@@ -2,8 +2,10 @@
 detection and segmentation demo configs (real runs, real files)."""
 import json
 import os.path as osp
+import pickle
 
 import pytest
+import timm
 import torch
 from conftest import REPO, run_tool
 from mmengine.config import Config
@@ -12,7 +14,8 @@ from mmengine.registry import DefaultScope
 
 import backbones  # noqa: F401
 from backbones.engine.checkpoint_io import load_checkpoint_file
-from backbones.models import load_pretrained
+from backbones.datasets import ImageFolderDataset
+from backbones.models import convert_checkpoint, convert_to_official, load_pretrained
 
 CLS_CONFIG = 'configs/classification/convnext_atto_shapes.py'
 DOWNSTREAM = {
@@ -86,3 +89,51 @@ def test_checkpoint_initialises_downstream_backbones(pretrained, scope, use_ema)
     assert len(ours) == len(reference) == 4
     for a, b in zip(ours, reference):
         assert torch.equal(a, b)
+
+
+@pytest.fixture(scope='module')
+def val_folder(tmp_path_factory):
+    data = tmp_path_factory.mktemp('cls_val') / 'shapes'
+    run_tool(['tools/data/make_shapes.py', '--out', str(data), '--layouts', 'cls',
+              '--cls-train', '3', '--cls-val', '12', '--size', '64'])
+    return data / 'cls'
+
+
+@pytest.mark.parametrize('fmt', ['timm', 'official'])
+def test_foreign_imagenet_checkpoints_evaluate_with_test_tool(tmp_path, val_folder, fmt):
+    torch.manual_seed(0)
+    reference = timm.create_model('convnext_atto', num_classes=3).eval()
+    with torch.no_grad():  # break the symmetric init so predictions depend on every weight
+        for name, p in reference.named_parameters():
+            if name.endswith('gamma') or 'norm' in name:
+                p.normal_(1.0 if name.endswith('weight') else 0.0, 0.3)
+    state = reference.state_dict()
+    if fmt == 'official':
+        backbone = convert_to_official(convert_checkpoint(state))
+        backbone.update({'norm.weight': state['head.norm.weight'],
+                         'norm.bias': state['head.norm.bias'],
+                         'head.weight': state['head.fc.weight'],
+                         'head.bias': state['head.fc.bias']})
+        state = {'model': backbone}
+    ckpt = tmp_path / f'{fmt}.pth'
+    torch.save(state, ckpt)
+
+    out = tmp_path / 'preds.pkl'
+    proc = run_tool(['tools/test.py', CLS_CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'w'),
+                     '--out', str(out), '--cfg-options',
+                     f'test_dataloader.dataset.data_root={val_folder}',
+                     'test_dataloader.dataset.transform.input_size=64'])
+    assert 'accuracy/top1' in proc.stdout + proc.stderr
+    with open(out, 'rb') as f:
+        predictions = pickle.load(f)
+
+    dataset = ImageFolderDataset(str(val_folder), 'val',
+                                 dict(input_size=64, is_training=False, crop_pct=1.0,
+                                      interpolation='bicubic'))
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        expected = reference(batch['inputs']).softmax(1)
+    scores = torch.stack([p['pred_score'] for p in predictions])
+    assert scores.shape == expected.shape == (12, 3)
+    assert torch.allclose(scores, expected, atol=1e-4)
+    assert [p['gt_label'] for p in predictions] == batch['data_samples'].tolist()
