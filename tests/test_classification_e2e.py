@@ -13,8 +13,8 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
 import backbones  # noqa: F401
-from backbones.engine.checkpoint_io import load_checkpoint_file
 from backbones.datasets import ImageFolderDataset
+from backbones.engine.checkpoint_io import load_checkpoint_file
 from backbones.models import convert_checkpoint, convert_to_official, load_pretrained
 
 CLS_CONFIG = 'configs/classification/convnext_atto_shapes.py'
