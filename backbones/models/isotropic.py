@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import DECAY_TYPES, normalize_indices, resolve_arch
-from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules
+from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules, set_fast_inference
 from .presets import ISOTROPIC_ARCHS
 
 
@@ -75,6 +75,7 @@ class ConvNeXtIsotropic(BaseModule):
             (eval mode, no grad, kept after :meth:`train`); -1 freezes nothing.
         init_cfg: MMEngine init config; ``Pretrained`` accepts official isotropic checkpoints
             and ours (see :func:`backbones.convert_checkpoint`).
+        fast_inference: Eval-mode fast path, as for :class:`backbones.models.convnext.ConvNeXt`.
     """
 
     def __init__(self,
@@ -85,8 +86,10 @@ class ConvNeXtIsotropic(BaseModule):
                  layer_scale_init_value: Union[float, None, str] = 'arch',
                  with_cp: bool = False,
                  frozen_stages: int = -1,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 fast_inference: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.fast_inference = fast_inference
         settings = resolve_arch(arch, ISOTROPIC_ARCHS, ('depth', 'dim'))
         self.depth = int(settings['depth'])
         self.dim = int(settings['dim'])
@@ -108,7 +111,8 @@ class ConvNeXtIsotropic(BaseModule):
                 self.dim,
                 drop_path=rate,
                 layer_scale_init_value=layer_scale_init_value,
-                with_cp=with_cp) for rate in rates
+                with_cp=with_cp,
+                fast_inference=fast_inference) for rate in rates
         ])
         for j in self.out_indices:
             self.add_module(f'norm{j}', LayerNorm2d(self.dim))
@@ -139,6 +143,17 @@ class ConvNeXtIsotropic(BaseModule):
         self._freeze_stages()
         return self
 
+    def set_fast_inference(self, enabled: bool = True) -> 'ConvNeXtIsotropic':
+        """Switch the eval-mode fast path on or off.
+
+        Args:
+            enabled: True for the fast path, False for the plain path.
+
+        Returns:
+            This module.
+        """
+        return set_fast_inference(self, enabled)
+
     def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Return the raw outputs (before the output norms) of the blocks in ``out_indices``.
 
@@ -149,6 +164,8 @@ class ConvNeXtIsotropic(BaseModule):
             One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
         """
         features = []
+        if self.fast_inference and not self.training:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         for j in range(self.out_indices[-1] + 1):
             x = self.blocks[j](x)

@@ -3,13 +3,43 @@
 One implementation of the block: the dense backbone, the isotropic model and the roadmap's
 final steps all build :class:`ConvNeXtBlock` from here.
 """
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from timm.layers import DropPath
+
+# oneDNN's fused linear kernels (bias + GELU, bias + residual add in one pass) exist only in
+# CPU builds with MKLDNN; elsewhere the fast path uses plain ops with the same folded weights.
+_HAS_ONEDNN_LINEAR = bool(torch.backends.mkldnn.is_available()) and hasattr(
+    torch.ops.mkldnn, '_linear_pointwise')
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the matmuls of ``x`` run in: the autocast dtype when autocast is on."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def set_fast_inference(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch the inference fast path of every :class:`ConvNeXtBlock` in ``module`` on or off.
+
+    Backbones that define ``fast_inference`` (ConvNeXt, isotropic ConvNeXt) get the flag too.
+
+    Args:
+        module: A block, a backbone or any model holding them.
+        enabled: True for the fast path (used in eval mode only), False for the plain path.
+
+    Returns:
+        ``module``.
+    """
+    for sub in module.modules():
+        if hasattr(sub, 'fast_inference'):
+            sub.fast_inference = bool(enabled)
+    return module
 
 
 def freeze_modules(modules: Iterable[nn.Module]) -> None:
@@ -85,6 +115,8 @@ class ConvNeXtBlock(nn.Module):
         kernel_size: Kernel size of the depthwise convolution (odd, "same" padding).
         with_cp: Recompute the block in the backward pass (activation checkpointing) to save
             memory; only used while training with gradients enabled.
+        fast_inference: In eval mode, run :meth:`forward_fast` (same numbers to float rounding,
+            fewer memory passes) instead of the plain path. Training never uses it.
     """
 
     def __init__(self,
@@ -93,9 +125,11 @@ class ConvNeXtBlock(nn.Module):
                  layer_scale_init_value: Optional[float] = 1e-6,
                  use_grn: bool = False,
                  kernel_size: int = 7,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 fast_inference: bool = False) -> None:
         super().__init__()
         self.with_cp = with_cp
+        self.fast_inference = fast_inference
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
@@ -123,7 +157,77 @@ class ConvNeXtBlock(nn.Module):
         x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
         return shortcut + self.drop_path(x)
 
+    def folded_pwconv2(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias of ``pwconv2`` with GRN's ``beta`` and the layer scale folded in.
+
+        ``gamma * (W (h * s + beta) + b) = (gamma W) (h * s) + gamma (W beta + b)``, so the
+        fast path needs neither the ``beta`` add nor the layer-scale multiply. Computed on every
+        call (a few hundred kFLOPs) so loaded or trained weights can never go stale.
+
+        Returns:
+            ``(weight, bias)`` of shapes ``(C, 4C)`` and ``(C,)``.
+        """
+        weight, bias = self.pwconv2.weight, self.pwconv2.bias
+        if self.grn is not None:
+            bias = torch.addmv(bias, weight, self.grn.beta)
+        if self.gamma is not None:
+            weight = weight * self.gamma[:, None]
+            bias = bias * self.gamma
+        return weight, bias
+
+    def _use_onednn(self, x: torch.Tensor) -> bool:
+        # The fused oneDNN ops have no autograd formula and are opaque to torch.compile, which
+        # fuses the plain ops itself.
+        if not (_HAS_ONEDNN_LINEAR and x.device.type == 'cpu'):
+            return False
+        if _compute_dtype(x) not in (torch.float32, torch.bfloat16):
+            return False
+        if torch.compiler.is_compiling():
+            return False
+        return not (torch.is_grad_enabled() and
+                    (x.requires_grad or self.pwconv1.weight.requires_grad))
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference path: folded layer scale and GRN bias, fused linear + GELU and linear +
+        residual on CPU (oneDNN), no copies for channels-last inputs. No DropPath (eval only).
+
+        Args:
+            x: ``(N, C, H, W)``, best in ``torch.channels_last`` memory format (then every
+                permute is a free view).
+
+        Returns:
+            ``(N, C, H, W)`` in channels-last memory format, equal to :meth:`_forward` in eval
+            mode up to float rounding.
+        """
+        shortcut = x
+        x = self.dwconv(x).permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias,
+                         self.norm.eps)
+        weight2, bias2 = self.folded_pwconv2()
+        onednn = self._use_onednn(x)
+        dtype = _compute_dtype(x)
+        if onednn:
+            x = torch.ops.mkldnn._linear_pointwise(
+                x.to(dtype).contiguous(), self.pwconv1.weight.to(dtype),
+                self.pwconv1.bias.to(dtype), 'gelu', [], 'none')
+        else:
+            x = F.gelu(self.pwconv1(x))
+        if self.grn is not None:
+            # GRN without beta (folded into pwconv2): x * (1 + gamma * Nx), one pass over x.
+            gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+            nx = gx / (gx.mean(dim=-1, keepdim=True) + self.grn.eps)
+            x = x * torch.addcmul(torch.ones_like(nx), nx, self.grn.gamma.to(nx.dtype))
+        if onednn:
+            x = torch.ops.mkldnn._linear_pointwise.binary(
+                x.to(dtype).contiguous(), shortcut.permute(0, 2, 3, 1).to(dtype).contiguous(),
+                weight2.to(dtype), bias2.to(dtype), 'add')
+            return x.permute(0, 3, 1, 2)
+        x = F.linear(x, weight2.to(x.dtype), bias2.to(x.dtype))
+        return shortcut + x.permute(0, 3, 1, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_inference and not self.training:
+            return self.forward_fast(x)
         # Frozen blocks are in eval mode, so they never pay for recomputation.
         if self.with_cp and self.training and torch.is_grad_enabled():
             # Non-reentrant checkpointing also tracks gradients of parameters when the input
