@@ -15,7 +15,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import backbones  # noqa: E402,F401
-from backbones.engine import merge_cli, prepare_distributed  # noqa: E402
+from backbones.datasets.checks import check_num_classes  # noqa: E402
+from backbones.engine import add_reliability_hooks, merge_cli, prepare_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -81,6 +82,8 @@ def main(argv=None):
     # training loop (and demand the training data) through runner.iter. All four go together.
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
         cfg[key] = None
+    check_num_classes(cfg)
+    add_reliability_hooks(cfg)  # reports images skipped by CheckedLoadImageFromFile
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.tta:

@@ -15,7 +15,10 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import backbones  # noqa: E402,F401  (registers our modules, safe checkpoint I/O)
-from backbones.engine import check_pretrained_exists, merge_cli, prepare_distributed  # noqa: E402
+from backbones.datasets.checks import check_num_classes  # noqa: E402
+from backbones.engine import (add_reliability_hooks, check_checkpoint_intact,  # noqa: E402
+                              check_pretrained_exists, find_resume_checkpoint, merge_cli,
+                              prepare_distributed, use_resumable_loops)
 
 
 def parse_args(argv=None):
@@ -54,9 +57,15 @@ def main(argv=None):
             raise KeyError(f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size '
                            'in the config')
         cfg.auto_scale_lr.enable = True
+    # Exact mid-epoch resumption, NaN/Inf loss stop, skipped-image report (see backbones/engine).
+    use_resumable_loops(cfg)
+    add_reliability_hooks(cfg)
+    check_num_classes(cfg)
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # The newest intact checkpoint: a truncated latest one is reported and passed over.
+        cfg.resume, cfg.load_from = True, find_resume_checkpoint(cfg.work_dir)
     elif args.resume is not None:
+        check_checkpoint_intact(args.resume)
         cfg.resume, cfg.load_from = True, args.resume
     if not cfg.get('resume'):
         check_pretrained_exists(cfg)

@@ -1,3 +1,5 @@
+from .checks import (AnnotationError, CheckedLoadImageFromFile, check_coco_annotations,
+                     check_num_classes, check_seg_paths)
 from .coco import CheckedCocoDataset, check_dataset_paths
 from .imagefolder import ImageFolderDataset, build_timm_transform
 from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE, Instance, Scene,
@@ -5,6 +7,8 @@ from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE, Instance, 
                      make_shapes, mask_to_polygons, render_scene, render_single)
 
 __all__ = [
+    'AnnotationError', 'CheckedLoadImageFromFile', 'check_coco_annotations', 'check_num_classes',
+    'check_seg_paths',
     'ImageFolderDataset', 'build_timm_transform',
     'CheckedCocoDataset', 'check_dataset_paths', 'SHAPES_CLASSES', 'SHAPES_PALETTE',
     'SHAPES_METAINFO', 'Instance', 'Scene', 'coco_annotation', 'image_rng', 'make_ade_split',

@@ -1,24 +1,38 @@
-"""COCO-format instance data (real COCO and the synthetic shapes) with an up-front path check.
+"""COCO-format instance data (real COCO and the synthetic shapes) with up-front checks.
 
-Without the check, a wrong ``data_root`` surfaces as pycocotools' bare ``No such file`` deep in
-the loader (or, for the image folder, only when the first batch is read); this names the path,
-the config key and how to get the data instead.
+Without them, a wrong ``data_root`` surfaces as pycocotools' bare ``No such file`` deep in
+the loader (or, for the image folder, only when the first batch is read), a half-copied image
+folder only when a missing image comes up hours later, and bad annotations are dropped
+silently by MMDetection's parser. These name the path, the config key, what is wrong and how
+to get the data instead.
 """
+import json
+import logging
 import os.path as osp
 import re
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional
 
 from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
+from mmengine.logging import print_log
+
+from .checks import AnnotationError, check_coco_annotations
 
 _REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
 
 
+_COCO_LAYOUT = ('expected layout: data/coco/annotations/instances_{train,val}2017.json and '
+                'data/coco/{train,val}2017/<images> (see tools/data/README.md)')
+
+
 def _data_hint(path: str) -> str:
     if 'shapes' in path:
-        return ('generate the synthetic set with `python tools/data/make_shapes.py` '
-                '(or `--out DIR`), or point data_root elsewhere')
-    return 'see tools/data/README.md for the expected layout, or point data_root elsewhere'
+        return ('expected layout: DATA_ROOT/annotations/instances_{train,val}.json and '
+                'DATA_ROOT/{train,val}/<images>; generate the synthetic set with '
+                '`python tools/data/make_shapes.py --layouts coco` (or `--out DIR`), or point '
+                'data_root elsewhere')
+    return f'{_COCO_LAYOUT}; demo data: `python tools/data/make_shapes.py --layouts coco`'
 
 
 def check_dataset_paths(data_root: Optional[str],
@@ -50,17 +64,85 @@ def check_dataset_paths(data_root: Optional[str],
                 f'data_root {data_root!r}); {_data_hint(folder)}.')
 
 
+class _CheckedCOCO(COCO):
+    """mmdet's COCO API over a JSON file that was checked first (see CheckedCocoDataset)."""
+
+    def __init__(self, annotation_file: str, check) -> None:
+        try:
+            with open(annotation_file) as f:
+                raw = json.load(f)
+        except json.JSONDecodeError as e:
+            raise AnnotationError(f'annotation file {annotation_file!r} is not valid JSON '
+                                  f'(truncated or damaged?): {e}') from e
+        super().__init__(None)
+        self.dataset = check(raw)
+        self.createIndex()
+        self.img_ann_map = self.imgToAnns
+        self.cat_img_map = self.catToImgs
+
+
 @DATASETS.register_module()
 class CheckedCocoDataset(CocoDataset):
-    """MMDetection's :class:`~mmdet.datasets.CocoDataset`, checking its paths before loading.
+    """MMDetection's :class:`~mmdet.datasets.CocoDataset`, checking its input before training.
 
     Used for COCO 2017 and for the synthetic shapes alike (only ``data_root``, ``ann_file``
-    and ``metainfo`` differ); the evaluator is MMDetection's ``CocoMetric`` for both. Takes
-    exactly :class:`~mmdet.datasets.CocoDataset`'s arguments.
+    and ``metainfo`` differ); the evaluator is MMDetection's ``CocoMetric`` for both. Checks:
+    the data root, annotation file and image folder exist; the annotations
+    (:func:`~backbones.datasets.checks.check_coco_annotations`); every listed image file exists.
+
+    Args:
+        bad_annotations: ``'error'`` (default) or ``'skip'`` (drop them, each one logged).
+        missing_images: ``'error'`` (default) or ``'skip'`` (drop those images, each logged).
+        **kwargs: :class:`~mmdet.datasets.CocoDataset`'s arguments.
     """
+
+    def __init__(self, *args, bad_annotations: str = 'error', missing_images: str = 'error',
+                 **kwargs) -> None:
+        for name, value in (('bad_annotations', bad_annotations),
+                            ('missing_images', missing_images)):
+            if value not in ('error', 'skip'):
+                raise ValueError(f"CheckedCocoDataset: {name} must be 'error' or 'skip', got "
+                                 f'{value!r}')
+        self.bad_annotations = bad_annotations
+        self.missing_images = missing_images
+        super().__init__(*args, **kwargs)
 
     def full_init(self) -> None:
         """Check the data root, annotation file and image folder, then load as usual."""
         if not self._fully_initialized:
             check_dataset_paths(self.data_root, self.ann_file, self.data_prefix)
         super().full_init()
+
+    def _check(self, raw):
+        return check_coco_annotations(raw, self.ann_file, self.metainfo.get('classes'),
+                                      self.bad_annotations)
+
+    def load_data_list(self) -> List[dict]:
+        """Load the checked annotations, then check that every image file exists."""
+        if _REMOTE.match(str(self.ann_file)):
+            return super().load_data_list()
+        # mmdet builds ``self.COCOAPI(path)``: an instance attribute routes it through the check.
+        self.COCOAPI = lambda path: _CheckedCOCO(path, self._check)
+        try:
+            data_list = super().load_data_list()
+        finally:
+            del self.COCOAPI
+        return self._check_image_files(data_list)
+
+    def _check_image_files(self, data_list: List[dict]) -> List[dict]:
+        missing = [d['img_path'] for d in data_list
+                   if not _REMOTE.match(str(d['img_path'])) and not osp.isfile(d['img_path'])]
+        if not missing:
+            return data_list
+        more = f'\n  ... and {len(missing) - 20} more' if len(missing) > 20 else ''
+        shown = '\n  '.join(missing[:20]) + more
+        if self.missing_images == 'error':
+            raise FileNotFoundError(
+                f'{len(missing)} of {len(data_list)} images listed in {self.ann_file!r} are '
+                f'missing (a half-copied data set?):\n  {shown}\n{_data_hint(self.ann_file)}. '
+                "Or drop them (logged) with missing_images='skip' in the dataset config.")
+        print_log(f'{self.ann_file}: dropped {len(missing)} images whose files are missing '
+                  "(missing_images='skip'):\n  " + '\n  '.join(missing),
+                  logger='current', level=logging.WARNING)
+        gone = set(missing)
+        return [d for d in data_list if d['img_path'] not in gone]

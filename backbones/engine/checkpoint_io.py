@@ -109,19 +109,43 @@ def save_checkpoint_atomic(checkpoint, filename, file_client_args=None, backend_
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(filename) + '.', suffix='.tmp',
                                dir=folder)
+    recorder = None
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
+            recorder = _WriteErrorRecorder(f)
+            torch.save(checkpoint, recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, filename)
     except BaseException as e:
         if osp.exists(tmp):
             os.remove(tmp)
-        if isinstance(e, OSError):
-            raise OSError(e.errno, f'could not save checkpoint {filename!r}: {e.strerror}; '
-                          'the previous checkpoint files are untouched') from e
+        # torch's zip writer turns a failed write (full disk, file size limit) into a
+        # RuntimeError such as "unexpected pos 704 vs 598"; report the OS error underneath.
+        cause = e if isinstance(e, OSError) else getattr(recorder, 'error', None)
+        if cause is not None:
+            raise OSError(cause.errno, f'could not save checkpoint {filename!r}: '
+                          f'{cause.strerror or cause}; the previous checkpoint files are '
+                          'untouched') from e
         raise
+
+
+class _WriteErrorRecorder:
+    """File wrapper that remembers the first OSError of a write (torch hides it)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self):
+        return self.f.flush()
 
 
 _mmengine_save_checkpoint = mme_checkpoint.save_checkpoint

@@ -17,7 +17,9 @@ env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     # tools/train.py switches to gloo when there is no GPU.
-    dist_cfg=dict(backend='nccl'))
+    # A rank that dies ends the job at once (torchrun stops the others); a rank that hangs
+    # makes the others' collectives fail after this many seconds instead of waiting forever.
+    dist_cfg=dict(backend='nccl', timeout=1800))
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')

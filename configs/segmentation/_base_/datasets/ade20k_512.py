@@ -1,10 +1,10 @@
 # ADE20K (150 classes; 0 = "other" is ignored via reduce_zero_label), 512x512 crops.
 # Layout: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}/.
-dataset_type = 'ADE20KDataset'
+dataset_type = 'CheckedADE20KDataset'  # + clear errors for missing data
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -13,7 +13,7 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # Annotations load after Resize: metrics compare at the resized scale, as upstream.
     dict(type='LoadAnnotations', reduce_zero_label=True),
@@ -22,7 +22,7 @@ test_pipeline = [
 # Multi-scale + flip (tools/test.py --tta): the paper's ratios 0.5-1.75 of the test scale.
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='CheckedLoadImageFromFile', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[[dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],

@@ -1,14 +1,14 @@
 # The synthetic shapes set in the ADE20K layout (python tools/data/make_shapes.py writes it to
 # data/shapes/ade): 128 px images, label 0 = background (ignored via reduce_zero_label, like
 # ADE's "other"), 1..3 = circle, square, triangle -> classes 0..2 after the reduction.
-dataset_type = 'BaseSegDataset'
+dataset_type = 'CheckedBaseSegDataset'  # + clear errors for missing data
 data_root = 'data/shapes/ade'
 crop_size = (128, 128)
 metainfo = dict(
     classes=('circle', 'square', 'triangle'),
     palette=[(220, 20, 60), (0, 114, 230), (60, 180, 75)])
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     # ADE's recipe at a quarter of the scale: 0.5-2x of 128 px, 128 px crops.
     dict(type='RandomResize', scale=(512, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
@@ -18,14 +18,14 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(512, 128), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='CheckedLoadImageFromFile', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[[dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],

@@ -1,0 +1,425 @@
+"""Input checks that fail before hours are spent, naming the file and what is wrong.
+
+* :func:`check_coco_annotations`: a COCO annotation dict against itself (unknown images or
+  categories, empty or degenerate boxes and polygons, duplicate ids) and against the config's
+  class names. Loaders upstream drop such annotations silently; here they are an error, or,
+  with ``bad_annotations='skip'``, dropped with every one of them logged.
+* :func:`check_num_classes`: the heads' ``num_classes`` against the data set's class list.
+* :class:`CheckedLoadImageFromFile`: a pipeline transform (registered for MMEngine, MMDetection
+  and MMSegmentation pipelines) that stops at a missing, truncated or non-image file naming it
+  (``on_error='raise'``, the default), or skips it (``on_error='skip'``): the file is logged,
+  written to the run's ledger and counted in the final report
+  (:class:`~backbones.engine.SkippedImagesReportHook`), and the data set substitutes another
+  sample (MMEngine's ``BaseDataset`` refetch, training only).
+"""
+import logging
+import math
+import os
+import os.path as osp
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmengine import fileio
+from mmengine.logging import print_log
+
+#: Environment variable naming the file that collects skipped images (set by the report hook).
+SKIP_LEDGER_ENV = 'BACKBONES_SKIPPED_IMAGES'
+
+_MAX_SHOWN = 20
+
+
+class AnnotationError(ValueError):
+    """An annotation file is malformed or inconsistent with the config."""
+
+
+def _polygon_area(coords: Sequence[float]) -> float:
+    xs, ys = np.asarray(coords[0::2], float), np.asarray(coords[1::2], float)
+    return 0.5 * abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
+
+
+def _box_problem(bbox: Any) -> Optional[str]:
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f'bbox {bbox!r} is not [x, y, w, h]'
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        return f'bbox {bbox!r} has non-numeric values'
+    if not all(math.isfinite(v) for v in values):
+        return f'bbox {bbox!r} has NaN or infinite values'
+    if values[2] < 1 or values[3] < 1:
+        return f'bbox {bbox!r} is empty or degenerate (width or height below 1 px)'
+    return None
+
+
+def _segmentation_problem(seg: Any) -> Optional[str]:
+    if seg is None:
+        return None
+    if isinstance(seg, dict):  # RLE
+        if 'counts' not in seg or 'size' not in seg:
+            return 'RLE segmentation without counts/size'
+        return None
+    if not isinstance(seg, list) or not seg:
+        return 'segmentation is empty (no polygon)'
+    for poly in seg:
+        if not isinstance(poly, (list, tuple)) or len(poly) < 6 or len(poly) % 2:
+            return (f'polygon with {len(poly) if isinstance(poly, (list, tuple)) else "no"} '
+                    'coordinates (needs an even number, at least 3 points)')
+        try:
+            coords = [float(v) for v in poly]
+        except (TypeError, ValueError):
+            return 'polygon has non-numeric coordinates'
+        if not all(math.isfinite(v) for v in coords):
+            return 'polygon has NaN or infinite coordinates'
+        if _polygon_area(coords) <= 0:
+            return 'polygon is degenerate (zero area)'
+    return None
+
+
+def check_coco_annotations(raw: Dict[str, Any],
+                           ann_file: str,
+                           classes: Optional[Sequence[str]] = None,
+                           bad_annotations: str = 'error',
+                           with_mask: bool = True) -> Dict[str, Any]:
+    """Check a loaded COCO instance annotation dict.
+
+    Args:
+        raw: The parsed JSON (``images``, ``annotations``, ``categories``).
+        ann_file: Its path, for messages.
+        classes: The config's class names (``metainfo.classes``); each must be a category.
+        bad_annotations: ``'error'`` raises on the first check with any bad annotation;
+            ``'skip'`` drops them and logs every one.
+        with_mask: Also check ``segmentation``.
+
+    Returns:
+        ``raw``, or a copy without the dropped annotations.
+
+    Raises:
+        AnnotationError: naming ``ann_file`` and listing the problems (ids and reasons).
+    """
+    if bad_annotations not in ('error', 'skip'):
+        raise ValueError(f"bad_annotations must be 'error' or 'skip', got {bad_annotations!r}")
+    if not isinstance(raw, dict):
+        raise AnnotationError(f'{ann_file}: not a COCO annotation file (top level is '
+                              f'{type(raw).__name__}, expected an object)')
+    missing = [k for k in ('images', 'annotations', 'categories')
+               if not isinstance(raw.get(k), list)]
+    if missing:
+        raise AnnotationError(f'{ann_file}: not a COCO instance annotation file: no list '
+                              f'{", ".join(repr(k) for k in missing)} at the top level')
+    images, cats = {}, {}
+    for kind, items, table in (('image', raw['images'], images),
+                               ('category', raw['categories'], cats)):
+        need = ('id', 'file_name') if kind == 'image' else ('id', 'name')
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or any(k not in item for k in need):
+                raise AnnotationError(f'{ann_file}: {kind} entry {i} lacks '
+                                      f'{" or ".join(need)}: {str(item)[:120]}')
+            if item['id'] in table:
+                raise AnnotationError(f'{ann_file}: duplicate {kind} id {item["id"]!r}')
+            table[item['id']] = item
+    names = [c['name'] for c in cats.values()]
+    if classes is not None:
+        absent = [c for c in classes if c not in names]
+        if absent:
+            raise AnnotationError(
+                f'{ann_file}: the config\'s classes {absent} are not categories of this file '
+                f'(its categories: {names[:30]}{" ..." if len(names) > 30 else ""}); their '
+                'annotations would be silently missing. Fix metainfo.classes or the file.')
+
+    problems: List[Tuple[Any, str]] = []
+    kept = []
+    for i, ann in enumerate(raw['annotations']):
+        ann_id = ann.get('id', f'#{i}') if isinstance(ann, dict) else f'#{i}'
+        if not isinstance(ann, dict):
+            reason = 'not an object'
+        elif ann.get('image_id') not in images:
+            reason = f'refers to unknown image id {ann.get("image_id")!r}'
+        elif ann.get('category_id') not in cats:
+            reason = f'refers to unknown category id {ann.get("category_id")!r}'
+        else:
+            reason = _box_problem(ann.get('bbox'))
+            if reason is None and 'area' in ann and not (float(ann['area']) > 0):
+                reason = f'area {ann["area"]!r} is not positive'
+            if reason is None and with_mask:
+                reason = _segmentation_problem(ann.get('segmentation'))
+        if reason is None:
+            kept.append(ann)
+        else:
+            where = ''
+            if isinstance(ann, dict) and ann.get('image_id') in images:
+                where = f' (image {images[ann["image_id"]]["file_name"]!r})'
+            problems.append((ann_id, f'annotation id {ann_id}{where}: {reason}'))
+
+    if classes is not None:
+        unused = Counter(cats[a['category_id']]['name'] for a in kept
+                         if cats[a['category_id']]['name'] not in classes)
+        if unused:
+            print_log(f'{ann_file}: annotations of categories not in the config\'s classes are '
+                      f'not used: {dict(unused)}', logger='current', level=logging.WARNING)
+    if not problems:
+        return raw
+    listing = '\n  '.join(p for _, p in problems[:_MAX_SHOWN])
+    more = f'\n  ... and {len(problems) - _MAX_SHOWN} more' if len(problems) > _MAX_SHOWN else ''
+    if bad_annotations == 'error':
+        raise AnnotationError(
+            f'{ann_file}: {len(problems)} bad annotation(s):\n  {listing}{more}\nFix the file, '
+            "or drop them (logged) with bad_annotations='skip' in the dataset config.")
+    print_log(f'{ann_file}: dropped {len(problems)} bad annotation(s) (bad_annotations='
+              f"'skip'):\n  " + '\n  '.join(p for _, p in problems),
+              logger='current', level=logging.WARNING)
+    cleaned = dict(raw)
+    cleaned['annotations'] = kept
+    return cleaned
+
+
+def _dataset_classes(ds_cfg: Any, scope: Optional[str]) -> Optional[Tuple[str, ...]]:
+    if not isinstance(ds_cfg, dict):
+        return None
+    meta = ds_cfg.get('metainfo')
+    if isinstance(meta, dict) and meta.get('classes'):
+        return tuple(meta['classes'])
+    if isinstance(ds_cfg.get('classes'), (list, tuple)) and ds_cfg['classes']:
+        return tuple(ds_cfg['classes'])  # e.g. ImageFolderDataset(classes=...)
+    if isinstance(ds_cfg.get('dataset'), dict):  # RepeatDataset, ClassBalancedDataset...
+        return _dataset_classes(ds_cfg['dataset'], scope)
+    dtype = ds_cfg.get('type')
+    if not isinstance(dtype, str):
+        return getattr(dtype, 'METAINFO', {}).get('classes')
+    from mmengine.registry import DATASETS
+    registries = [DATASETS]
+    if scope in ('mmdet', 'mmseg'):
+        import importlib
+        registries.insert(0, importlib.import_module(f'{scope}.registry').DATASETS)
+    for registry in registries:
+        cls = registry.get(dtype)
+        if cls is not None:
+            classes = getattr(cls, 'METAINFO', {}).get('classes')
+            return tuple(classes) if classes else None
+    return None
+
+
+def _num_classes_keys(node: Any, path: str):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            sub = f'{path}.{k}'
+            if k == 'num_classes' and isinstance(v, int):
+                yield sub, v
+            elif k not in ('rpn_head', 'data_preprocessor', 'train_cfg', 'test_cfg'):
+                yield from _num_classes_keys(v, sub)
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _num_classes_keys(v, f'{path}.{i}')
+
+
+def check_num_classes(cfg) -> None:
+    """The model's ``num_classes`` must equal the number of the data set's classes.
+
+    The classes come from the dataloader's ``dataset.metainfo.classes`` (or ``classes``) or
+    the data set class's ``METAINFO``; data sets whose classes are only known after scanning
+    the data (ImageFolder without ``classes``) are not checked here. The RPN head
+    (class-agnostic) is skipped.
+
+    Args:
+        cfg: The full config.
+
+    Raises:
+        AnnotationError: naming both config keys and both numbers.
+    """
+    model = cfg.get('model')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not isinstance(loader, dict):
+            continue
+        classes = _dataset_classes(loader.get('dataset'), cfg.get('default_scope'))
+        if not classes:
+            continue
+        for path, n in _num_classes_keys(model, 'model'):
+            if n != len(classes):
+                raise AnnotationError(
+                    f'{getattr(cfg, "filename", "config")}: {path} = {n} but '
+                    f'{key}.dataset has {len(classes)} classes '
+                    f'({", ".join(map(str, classes[:10]))}{" ..." if len(classes) > 10 else ""})'
+                    f'; set {path}={len(classes)} or fix the data set\'s metainfo.classes.')
+        return
+
+
+# ---------------------------------------------------------------- image loading
+
+def read_skip_ledger(path: Optional[str]) -> List[str]:
+    """Lines of the skipped-images ledger (empty when there is none)."""
+    if not path or not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip('\n') for line in f if line.strip()]
+
+
+def _image_bytes_problem(data: bytes) -> Optional[str]:
+    if not data:
+        return 'the file is empty'
+    if data[:2] == b'\xff\xd8':
+        # A JPEG ends with the EOI marker; decoders fill a cut-off image with grey silently.
+        if b'\xff\xd9' not in data[-4096:]:
+            return 'truncated JPEG (no end-of-image marker)'
+    elif data[:8] == b'\x89PNG\r\n\x1a\n':
+        if b'IEND' not in data[-64:]:
+            return 'truncated PNG (no IEND chunk)'
+    return None
+
+
+class CheckedLoadImageFromFile(LoadImageFromFile):
+    """``LoadImageFromFile`` that names the file and the problem, or skips it on request.
+
+    Takes all of :class:`mmcv.transforms.LoadImageFromFile`'s arguments plus:
+
+    Args:
+        on_error: ``'raise'`` (default): a missing, empty, truncated (JPEG/PNG) or undecodable
+            file raises ``OSError`` naming it. ``'skip'``: the file is logged, appended to the
+            run's skipped-images ledger and the transform returns ``None``, so MMEngine's
+            ``BaseDataset`` substitutes another sample (training pipelines; a test-time
+            pipeline cannot drop samples and MMEngine then stops).
+
+    Attributes:
+        skipped: Files this instance skipped (per process; the ledger gathers all processes).
+    """
+
+    def __init__(self, *args, on_error: str = 'raise', **kwargs) -> None:
+        if on_error not in ('raise', 'skip'):
+            raise ValueError(f"CheckedLoadImageFromFile: on_error must be 'raise' or 'skip', "
+                             f'got {on_error!r}')
+        super().__init__(*args, **kwargs)
+        self.on_error = on_error
+        self.skipped: List[str] = []
+
+    def _read(self, filename: str):
+        try:
+            data = fileio.get(filename, backend_args=self.backend_args)
+        except FileNotFoundError:
+            return None, 'the file does not exist'
+        except OSError as e:
+            return None, f'cannot be read ({e})'
+        problem = _image_bytes_problem(data)
+        if problem:
+            return None, problem
+        try:
+            img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
+        except Exception as e:  # the decoders raise many types for non-images
+            return None, f'not a decodable image ({type(e).__name__}: {e})'
+        if img is None or img.size == 0:
+            return None, 'not a decodable image'
+        return img, None
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['img_path']`` into ``results['img']`` (see the class docstring)."""
+        filename = results['img_path']
+        img, problem = self._read(filename)
+        if img is None:
+            if self.on_error == 'raise':
+                raise OSError(f'image {filename!r}: {problem}. Fix or remove it, or skip such '
+                              "files (logged and counted) with on_error='skip' in the "
+                              'CheckedLoadImageFromFile step of the train pipeline.')
+            self.skipped.append(filename)
+            print_log(f'Skipping image {filename!r}: {problem}', logger='current',
+                      level=logging.WARNING)
+            ledger = os.environ.get(SKIP_LEDGER_ENV)
+            if ledger:
+                with open(ledger, 'a') as f:
+                    f.write(f'{filename}\t{problem}\n')
+            return None
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{super().__repr__()[:-1]}, on_error={self.on_error!r})'
+
+
+def _register_transform() -> None:
+    from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
+    from mmengine.registry import TRANSFORMS as ROOT_TRANSFORMS
+    from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
+    for registry in (ROOT_TRANSFORMS, MMDET_TRANSFORMS, MMSEG_TRANSFORMS):
+        # Let mmdet/mmseg register their own transforms first (lazily, on first lookup).
+        registry.import_from_location()
+        registry.register_module(name='CheckedLoadImageFromFile',
+                                 module=CheckedLoadImageFromFile, force=True)
+
+
+_register_transform()
+
+
+# ---------------------------------------------------------------- segmentation data sets
+
+_SEG_LAYOUT = ('expected layout: DATA_ROOT/images/{training,validation}/<name>.jpg and '
+               'DATA_ROOT/annotations/{training,validation}/<name>.png (ADE20K: data/ade/'
+               'ADEChallengeData2016); demo data: `python tools/data/make_shapes.py --layouts '
+               'ade` (writes data/shapes/ade)')
+
+
+def check_seg_paths(data_root: Optional[str], data_prefix: Dict[str, str]) -> None:
+    """Fail with the expected layout when a segmentation data root or folder is missing.
+
+    Args:
+        data_root: The dataset's ``data_root``.
+        data_prefix: ``img_path`` / ``seg_map_path`` folders, already joined with the root.
+
+    Raises:
+        FileNotFoundError: naming the path, its config key and the expected layout.
+    """
+    if data_root and '://' not in data_root and not osp.isdir(data_root):
+        raise FileNotFoundError(f'dataset root not found: {data_root!r} (config key data_root, '
+                                f'resolved from {osp.abspath(".")}); {_SEG_LAYOUT}.')
+    for key, folder in (data_prefix or {}).items():
+        if folder and '://' not in folder and not osp.isdir(folder):
+            raise FileNotFoundError(f'folder not found: {folder!r} (config key data_prefix.{key}'
+                                    f', joined with data_root {data_root!r}); {_SEG_LAYOUT}.')
+
+
+def _checked_seg_dataset(base):
+
+    class Checked(base):
+        __doc__ = (f"MMSegmentation's ``{base.__name__}`` with up-front checks: the data root "
+                   'and folders exist (else the expected layout is shown), every image has its '
+                   'label map (else the missing ones are listed). Same arguments.')
+
+        def full_init(self) -> None:
+            if not self._fully_initialized:
+                check_seg_paths(self.data_root, self.data_prefix)
+            super().full_init()
+
+        def load_data_list(self) -> List[dict]:
+            data_list = super().load_data_list()
+            if not data_list and '://' not in str(self.data_prefix.get('img_path', '')):
+                raise FileNotFoundError(
+                    f'no images with suffix {self.img_suffix!r} in '
+                    f'{self.data_prefix.get("img_path")!r}; {_SEG_LAYOUT}.')
+            missing = [d['seg_map_path'] for d in data_list
+                       if d.get('seg_map_path') and '://' not in d['seg_map_path']
+                       and not osp.isfile(d['seg_map_path'])]
+            if missing:
+                more = f'\n  ... and {len(missing) - 20} more' if len(missing) > 20 else ''
+                raise FileNotFoundError(
+                    f'{len(missing)} of {len(data_list)} images have no label map (a half-'
+                    f'copied data set?):\n  ' + '\n  '.join(missing[:20]) + more
+                    + f'\n{_SEG_LAYOUT}.')
+            return data_list
+
+    Checked.__name__ = Checked.__qualname__ = f'Checked{base.__name__}'
+    return Checked
+
+
+def _register_seg_datasets() -> None:
+    from mmseg.datasets import ADE20KDataset, BaseSegDataset
+    from mmseg.registry import DATASETS
+    for base in (BaseSegDataset, ADE20KDataset):
+        cls = _checked_seg_dataset(base)
+        globals()[cls.__name__] = cls
+        DATASETS.register_module(name=cls.__name__, module=cls, force=True)
+
+
+_register_seg_datasets()
