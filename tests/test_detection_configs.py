@@ -13,37 +13,44 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import backbones  # noqa: F401  (registers ConvNeXt, the constructor, CheckedCocoDataset)
+from backbones.analysis import paper_row
 from backbones.engine import check_pretrained_exists
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'detection')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 
-# PAPER.md section 4: params (M), drop path, lr, layer decay, num_layers, AMP, checkpoint.
+# PAPER.md section 4 (params come from backbones/data/paper.json, see paper_params):
+# drop path, lr, layer decay, num_layers, AMP, checkpoint.
 CONVNEXT_ROWS = {
-    'mask_rcnn_convnext_t_coco.py': (48, 0.4, 1e-4, 0.95, 6, True, 'convnext_tiny_1k_224.pth'),
-    'cascade_convnext_t_coco.py': (86, 0.4, 2e-4, 0.7, 6, True, 'convnext_tiny_1k_224.pth'),
-    'cascade_convnext_s_coco.py': (108, 0.6, 2e-4, 0.7, 12, True, 'convnext_small_1k_224.pth'),
-    'cascade_convnext_b_coco.py': (146, 0.7, 2e-4, 0.8, 12, True, 'convnext_base_1k_224.pth'),
-    'cascade_convnext_b_in22k_coco.py': (146, 0.6, 1e-4, 0.8, 12, True,
-                                         'convnext_base_22k_224.pth'),
-    'cascade_convnext_l_in22k_coco.py': (255, 0.7, 1e-4, 0.7, 12, False,
+    'mask_rcnn_convnext_t_coco.py': (0.4, 1e-4, 0.95, 6, True, 'convnext_tiny_1k_224.pth'),
+    'cascade_convnext_t_coco.py': (0.4, 2e-4, 0.7, 6, True, 'convnext_tiny_1k_224.pth'),
+    'cascade_convnext_s_coco.py': (0.6, 2e-4, 0.7, 12, True, 'convnext_small_1k_224.pth'),
+    'cascade_convnext_b_coco.py': (0.7, 2e-4, 0.8, 12, True, 'convnext_base_1k_224.pth'),
+    'cascade_convnext_b_in22k_coco.py': (0.6, 1e-4, 0.8, 12, True, 'convnext_base_22k_224.pth'),
+    'cascade_convnext_l_in22k_coco.py': (0.7, 1e-4, 0.7, 12, False,
                                          'convnext_large_22k_224.pth'),
-    'cascade_convnext_xl_in22k_coco.py': (407, 0.8, 1e-4, 0.7, 12, False,
+    'cascade_convnext_xl_in22k_coco.py': (0.8, 1e-4, 0.7, 12, False,
                                           'convnext_xlarge_22k_224.pth'),
 }
-# Comparison rows (approximate transcriptions in PAPER.md). Mask R-CNN R-50 has no paper row:
-# 44M is the figure usually quoted for it.
-COMPARISON_PARAMS = {
-    'mask_rcnn_swin_t_coco.py': 48,
-    'cascade_swin_t_coco.py': 86,
-    'cascade_r50_coco.py': 82,
-    'mask_rcnn_r50_coco.py': 44,
-}
+# Comparison rows (approximate transcriptions in PAPER.md, in the data file). Mask R-CNN R-50
+# has no paper row: 44M is the figure usually quoted for it.
+COMPARISON_ROWS = ['mask_rcnn_swin_t_coco.py', 'cascade_swin_t_coco.py', 'cascade_r50_coco.py',
+                   'mask_rcnn_r50_coco.py']
+NO_PAPER_ROW_PARAMS = {'mask_rcnn_r50_coco.py': 44}
+
+
+def paper_params(name):
+    """The paper's params (M) of a config's row (backbones/data/paper.json)."""
+    if name in NO_PAPER_ROW_PARAMS:
+        return NO_PAPER_ROW_PARAMS[name]
+    return paper_row(name)['params'] / 1e6
+
+
 DEMO_CONFIGS = ['mask_rcnn_convnext_atto_shapes.py', 'cascade_convnext_atto_shapes.py']
 
 
 def test_every_row_has_a_config():
-    assert set(CONVNEXT_ROWS) | set(COMPARISON_PARAMS) | set(DEMO_CONFIGS) == set(CONFIGS)
+    assert set(CONVNEXT_ROWS) | set(COMPARISON_ROWS) | set(DEMO_CONFIGS) == set(CONFIGS)
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +88,7 @@ def test_config_loads_and_builds(built):
     assert len(optim_wrapper.optimizer.param_groups) >= 1
 
 
-@pytest.mark.parametrize('built', sorted(CONVNEXT_ROWS) + sorted(COMPARISON_PARAMS),
+@pytest.mark.parametrize('built', sorted(CONVNEXT_ROWS) + sorted(COMPARISON_ROWS),
                          indirect=True)
 def test_coco_recipe(built):
     _, cfg, _, _ = built
@@ -114,7 +121,7 @@ def test_coco_recipe(built):
 @pytest.mark.parametrize('built', sorted(CONVNEXT_ROWS), indirect=True)
 def test_convnext_row(built):
     name, cfg, model, optim_wrapper = built
-    params, drop_path, lr, decay, num_layers, amp, ckpt = CONVNEXT_ROWS[name]
+    drop_path, lr, decay, num_layers, amp, ckpt = CONVNEXT_ROWS[name]
     backbone = cfg.model.backbone
     assert backbone.type == 'ConvNeXt' and backbone.drop_path_rate == drop_path
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{ckpt}')
@@ -123,7 +130,7 @@ def test_convnext_row(built):
     assert cfg.optim_wrapper.paramwise_cfg == dict(
         decay_rate=decay, decay_type='layer_wise', num_layers=num_layers)
     assert cfg.optim_wrapper.optimizer.lr == lr
-    assert _num_params(model) / 1e6 == pytest.approx(params, rel=0.02)
+    assert _num_params(model) / 1e6 == pytest.approx(paper_params(name), rel=0.02)
 
     # Our constructor built the groups: stem lr = head lr * decay ** (num_layers + 1).
     lr_of = {}
@@ -137,12 +144,12 @@ def test_convnext_row(built):
     assert stem / head == pytest.approx(decay**(num_layers + 1))
 
 
-@pytest.mark.parametrize('built', sorted(COMPARISON_PARAMS), indirect=True)
+@pytest.mark.parametrize('built', sorted(COMPARISON_ROWS), indirect=True)
 def test_comparison_row(built):
     name, cfg, model, _ = built
     assert cfg.model.backbone.type in ('SwinTransformer', 'ResNet')
     assert 'constructor' not in cfg.optim_wrapper  # no layer decay for these backbones
-    assert _num_params(model) / 1e6 == pytest.approx(COMPARISON_PARAMS[name], rel=0.02)
+    assert _num_params(model) / 1e6 == pytest.approx(paper_params(name), rel=0.02)
 
 
 # The ResNet-50 rows start from torchvision's weights, which MMEngine downloads itself.

@@ -10,21 +10,23 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import backbones  # noqa: F401
+from backbones.analysis import paper_row
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'segmentation')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 
-# PAPER.md section 5: params (M), lr, drop path, num_layers, AMP, crop, checkpoint.
+# PAPER.md section 5 (params and GFLOPs come from backbones/data/paper.json): lr, drop path,
+# num_layers, AMP, crop, checkpoint.
 PAPER = {
-    'upernet_convnext_t_ade20k.py': (60, 1e-4, 0.4, 6, True, 512, 'convnext_tiny_1k_224.pth'),
-    'upernet_convnext_s_ade20k.py': (82, 1e-4, 0.3, 12, True, 512, 'convnext_small_1k_224.pth'),
-    'upernet_convnext_b_ade20k.py': (122, 1e-4, 0.4, 12, True, 512, 'convnext_base_1k_224.pth'),
-    'upernet_convnext_b_in22k_ade20k_640.py':
-    (122, 1e-4, 0.4, 12, True, 640, 'convnext_base_22k_224.pth'),
-    'upernet_convnext_l_in22k_ade20k_640.py':
-    (235, 1e-4, 0.4, 12, False, 640, 'convnext_large_22k_224.pth'),
-    'upernet_convnext_xl_in22k_ade20k_640.py':
-    (391, 8e-5, 0.4, 12, False, 640, 'convnext_xlarge_22k_224.pth'),
+    'upernet_convnext_t_ade20k.py': (1e-4, 0.4, 6, True, 512, 'convnext_tiny_1k_224.pth'),
+    'upernet_convnext_s_ade20k.py': (1e-4, 0.3, 12, True, 512, 'convnext_small_1k_224.pth'),
+    'upernet_convnext_b_ade20k.py': (1e-4, 0.4, 12, True, 512, 'convnext_base_1k_224.pth'),
+    'upernet_convnext_b_in22k_ade20k_640.py': (1e-4, 0.4, 12, True, 640,
+                                               'convnext_base_22k_224.pth'),
+    'upernet_convnext_l_in22k_ade20k_640.py': (1e-4, 0.4, 12, False, 640,
+                                               'convnext_large_22k_224.pth'),
+    'upernet_convnext_xl_in22k_ade20k_640.py': (8e-5, 0.4, 12, False, 640,
+                                                'convnext_xlarge_22k_224.pth'),
 }
 SWIN = 'upernet_swin_t_ade20k.py'
 DEMO = 'upernet_convnext_atto_shapes.py'
@@ -73,7 +75,7 @@ def test_config_common_settings(name):
 
 @pytest.mark.parametrize('name', sorted(PAPER))
 def test_paper_row_recipe(name):
-    params, lr, drop_path, num_layers, amp, crop, ckpt = PAPER[name]
+    lr, drop_path, num_layers, amp, crop, ckpt = PAPER[name]
     cfg = load(name)
     assert cfg.model.backbone.drop_path_rate == drop_path
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{ckpt}')
@@ -96,7 +98,7 @@ def test_params_match_paper(name):
     # Swin's constructor calls .item() on a tensor, which the meta device cannot do.
     model = build_model(cfg, 'cpu' if name == SWIN else 'meta')
     count = sum(p.numel() for p in model.parameters()) / 1e6
-    expected = 60 if name == SWIN else PAPER[name][0]
+    expected = paper_row(name)['params'] / 1e6
     assert abs(count - expected) / expected < 0.02, f'{name}: {count:.2f}M vs {expected}M'
 
 
@@ -143,9 +145,11 @@ def test_upernet_t_gflops():
     cfg = load('upernet_convnext_t_ade20k.py')
     cfg.model.backbone.init_cfg = None
     model = build_model(cfg, 'cpu').eval()
+    row = paper_row('upernet_convnext_t_ade20k')
     with torch.no_grad():
-        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, 512, 2048), ))
+        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, *row['flops_shape']), ))
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         gflops = analyzer.total() / 1e9
-    assert abs(gflops - 939) / 939 < 0.05, f'{gflops:.1f} GFLOPs vs 939'
+    paper = row['flops'] / 1e9
+    assert abs(gflops - paper) / paper < 0.05, f'{gflops:.1f} GFLOPs vs {paper}'

@@ -7,6 +7,8 @@ fused multiply-add counted as one FLOP.
 """
 from typing import Dict, Tuple
 
+from backbones.analysis.paper import load_paper
+
 #: Dense (four-stage) ConvNeXt presets: blocks per stage and channels per stage.
 #: atto/femto/pico/nano are the ConvNeXt V2 sizes (timm originals); huge is V2 only.
 CONVNEXT_ARCHS: Dict[str, Dict[str, Tuple[int, ...]]] = {
@@ -22,18 +24,11 @@ CONVNEXT_ARCHS: Dict[str, Dict[str, Tuple[int, ...]]] = {
     'huge': dict(depths=(3, 3, 27, 3), dims=(352, 704, 1408, 2816)),
 }
 
-#: Paper figures for the dense presets: (params in M, GFLOPs at 224).
+#: Paper figures for the dense presets: (params in M, GFLOPs at 224), from
+#: ``backbones/data/paper.json`` (the one place the paper's numbers live).
 CONVNEXT_PAPER_COMPLEXITY: Dict[str, Tuple[float, float]] = {
-    'atto': (3.7, 0.55),
-    'femto': (5.2, 0.78),
-    'pico': (9.1, 1.37),
-    'nano': (15.6, 2.45),
-    'tiny': (28.6, 4.5),
-    'small': (50.0, 8.7),
-    'base': (89.0, 15.4),
-    'large': (198.0, 34.4),
-    'xlarge': (350.0, 60.9),
-    'huge': (660.0, 115.0),
+    arch: (float(row['params_m']), float(row['gflops']))
+    for arch, row in load_paper()['backbones'].items()
 }
 
 #: Isotropic ConvNeXt presets (16x16 patchify stem, one resolution throughout). The official
@@ -45,9 +40,8 @@ ISOTROPIC_ARCHS: Dict[str, dict] = {
     'large': dict(depth=36, dim=1024, layer_scale_init_value=1e-6),
 }
 
-#: Paper figures for the isotropic presets: (params in M, GFLOPs at 224).
+#: Paper figures for the isotropic presets: (params in M, GFLOPs at 224), from the data file.
 ISOTROPIC_PAPER_COMPLEXITY: Dict[str, Tuple[float, float]] = {
-    'small': (22.0, 4.3),
-    'base': (87.0, 16.9),
-    'large': (306.0, 59.7),
+    arch: (float(row['params_m']), float(row['gflops']))
+    for arch, row in load_paper()['isotropic'].items()
 }

@@ -44,6 +44,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from backbones.analysis.paper import load_paper
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import convnext_layer_id, normalize_indices
@@ -55,15 +56,18 @@ ROADMAP_STEPS: Tuple[str, ...] = (
     'inverted_bottleneck', 'move_up_dwconv', 'kernel_size', 'gelu', 'fewer_activations',
     'fewer_norms', 'layer_norm', 'separate_downsampling')
 
-#: Paper GFLOPs at 224x224 per step (Table 10); ``kernel_size`` is the 7x7 row.
+#: Paper GFLOPs at 224x224 per step (Table 10); ``kernel_size`` is the 7x7 row. From
+#: ``backbones/data/paper.json``.
 ROADMAP_PAPER_GFLOPS: Dict[str, float] = {
-    'resnet50': 4.09, 'enhanced_recipe': 4.09, 'stage_ratio': 4.53, 'patchify_stem': 4.42,
-    'depthwise_conv': 2.35, 'width': 5.27, 'inverted_bottleneck': 4.64, 'move_up_dwconv': 4.07,
-    'kernel_size': 4.15, 'gelu': 4.15, 'fewer_activations': 4.15, 'fewer_norms': 4.15,
-    'layer_norm': 4.46, 'separate_downsampling': 4.49}
+    step: float(row['gflops'])
+    for step, row in load_paper()['roadmap']['steps'].items()
+}
 
 #: Paper GFLOPs of the kernel-size variants of the ``kernel_size`` step.
-ROADMAP_PAPER_KERNEL_GFLOPS: Dict[int, float] = {5: 4.10, 7: 4.15, 9: 4.21, 11: 4.29}
+ROADMAP_PAPER_KERNEL_GFLOPS: Dict[int, float] = {
+    int(k): float(row['gflops'])
+    for k, row in load_paper()['roadmap']['kernel_variants'].items()
+}
 
 
 @dataclasses.dataclass(frozen=True)

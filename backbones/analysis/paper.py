@@ -1,0 +1,93 @@
+"""The paper's figures, read from the one data file ``backbones/data/paper.json``.
+
+Only the standard library is imported here: :mod:`backbones.models.presets` and
+:mod:`backbones.models.roadmap` build their constants from this module while the package is
+still being imported.
+"""
+import copy
+import functools
+import json
+import os.path as osp
+from typing import Dict, Optional
+
+#: The data file shipped with the package (setup.cfg ``package_data``).
+PAPER_FILE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'paper.json')
+
+#: Top-level sections every paper file must have.
+_SECTIONS = ('tolerance', 'backbones', 'backbone_flops_shape', 'isotropic', 'roadmap',
+             'classification', 'coco', 'ade20k')
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'paper data file not found: {path}') from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f'{path}: not valid JSON ({e})') from None
+    missing = [s for s in _SECTIONS if s not in data]
+    if missing:
+        raise KeyError(f'{path}: missing section(s) {", ".join(missing)}')
+    return data
+
+
+def load_paper(path: Optional[str] = None) -> dict:
+    """Return the parsed paper data file (a copy; the file is read once per path).
+
+    Args:
+        path: Another file of the same layout (tests, a corrected transcription); default
+            :data:`PAPER_FILE`.
+
+    Returns:
+        The JSON content: sections ``tolerance``, ``backbones``, ``isotropic``, ``roadmap``,
+        ``classification``, ``coco``, ``ade20k`` (see the file's ``_about`` entries).
+
+    Raises:
+        FileNotFoundError, ValueError, KeyError: naming the file and what is wrong.
+    """
+    return copy.deepcopy(_load(osp.abspath(path or PAPER_FILE)))
+
+
+def _rows(section: dict) -> Dict[str, dict]:
+    return {k: v for k, v in section.items() if not k.startswith('_') and isinstance(v, dict)}
+
+
+def paper_row(name: str, paper: Optional[dict] = None) -> Optional[dict]:
+    """The paper's figures for a config, found by its file stem.
+
+    Args:
+        name: Config file name or stem, e.g. ``'upernet_convnext_t_ade20k'`` or
+            ``'configs/detection/cascade_convnext_t_coco.py'``.
+        paper: Parsed paper data (:func:`load_paper`); default the shipped file.
+
+    Returns:
+        ``None`` when the paper has no row for it, else a dict with ``task``
+        (``'classification'``, ``'detection'`` or ``'segmentation'``), ``params`` (count),
+        ``flops`` (count), ``flops_shape`` ``(H, W)``, ``approximate`` (bool) and the metrics
+        the row has, in percent: ``top1``; ``box_ap``, ``mask_ap``; ``miou``, ``miou_ms``.
+    """
+    paper = paper if paper is not None else _load(osp.abspath(PAPER_FILE))
+    stem = osp.splitext(osp.basename(name))[0]
+    rows = _rows(paper['classification'])
+    if stem in rows:
+        preset = paper['backbones'][rows[stem]['backbone']]
+        return dict(task='classification', params=round(preset['params_m'] * 1e6),
+                    flops=round(preset['gflops'] * 1e9),
+                    flops_shape=tuple(paper['backbone_flops_shape']),
+                    approximate=False, top1=preset['top1'][rows[stem]['pretrain']])
+    for section, task, metrics in (('coco', 'detection', ('box_ap', 'mask_ap')),
+                                   ('ade20k', 'segmentation', ('miou', 'miou_ms'))):
+        row = _rows(paper[section]).get(stem)
+        if row is None:
+            continue
+        shape = row.get('flops_shape', paper[section].get('flops_shape'))
+        out = dict(task=task, params=round(row['params_m'] * 1e6), flops=round(row['gflops'] * 1e9),
+                   flops_shape=tuple(shape), approximate=bool(row.get('approximate', False)))
+        out.update({m: row[m] for m in metrics})
+        return out
+    return None
+
+
+__all__ = ['PAPER_FILE', 'load_paper', 'paper_row']
