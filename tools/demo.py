@@ -8,8 +8,11 @@ MMDetection's CocoMetric, MMSegmentation's IoUMetric) on the val splits:
 
   1. data      the deterministic shapes data (ImageFolder, COCO and ADE20K layouts);
   2. pretrain  ConvNeXt-atto classifier on the ImageFolder split;
-  3. the downstream rows, two at a time (one per core): Mask R-CNN, Cascade Mask R-CNN and
-     UperNet fine-tuned from the pre-trained backbone, and Mask R-CNN from scratch;
+  3. the downstream rows: Mask R-CNN, Cascade Mask R-CNN and UperNet fine-tuned from the
+     pre-trained backbone, Mask R-CNN from scratch, and the demo's finding: Mask R-CNN from
+     scratch on ConvNeXt-atto without its normalization layers (see the README);
+  All training runs share the cores, one thread each, two at a time: the from-scratch rows
+  start beside the pre-training, the fine-tuned ones as soon as it is done.
   4. the matrix (params, GFLOPs, top-1, box AP, mask AP, mIoU, train time) printed and written
      to WORK_DIR/matrix.{md,csv,png} (the PNG: learning curves and metric bars).
 
@@ -25,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -34,6 +36,7 @@ sys.path.insert(0, REPO)
 
 CLS_CONFIG = 'configs/classification/convnext_atto_shapes.py'
 MASK_RCNN = 'configs/detection/mask_rcnn_convnext_atto_shapes.py'
+MASK_RCNN_NO_NORM = 'configs/detection/mask_rcnn_convnext_atto_no_norm_shapes.py'
 CASCADE = 'configs/detection/cascade_convnext_atto_shapes.py'
 UPERNET = 'configs/segmentation/upernet_convnext_atto_shapes.py'
 MARKER = 'demo_stage.json'
@@ -69,17 +72,27 @@ class Stage:
 
 PRETRAIN = Stage('pretrain_convnext_atto', 'ConvNeXt-atto classifier (shapes pre-training)',
                  CLS_CONFIG, 'cls', False, length=8, reduced=1)
-# Longest first, so two workers finish together.
+# In the matrix's row order.
 DOWNSTREAM = [
     Stage('cascade_convnext_atto_pretrained', 'Cascade Mask R-CNN, ConvNeXt-atto, pre-trained',
-          CASCADE, 'det', True, length=400, reduced=2),
+          CASCADE, 'det', True, length=300, reduced=2),
     Stage('upernet_convnext_atto_pretrained', 'UperNet, ConvNeXt-atto, pre-trained', UPERNET,
           'seg', True, length=400, reduced=2),
     Stage('mask_rcnn_convnext_atto_pretrained', 'Mask R-CNN, ConvNeXt-atto, pre-trained',
-          MASK_RCNN, 'det', True, length=400, reduced=2),
+          MASK_RCNN, 'det', True, length=300, reduced=2),
     Stage('mask_rcnn_convnext_atto_scratch', 'Mask R-CNN, ConvNeXt-atto, from scratch',
-          MASK_RCNN, 'det', False, length=400, reduced=2),
+          MASK_RCNN, 'det', False, length=300, reduced=2),
+    Stage('mask_rcnn_convnext_atto_no_norm_scratch',
+          'Mask R-CNN, ConvNeXt-atto without norms, from scratch', MASK_RCNN_NO_NORM, 'det',
+          False, length=300, reduced=2),
 ]
+
+# Workers take the first stage that can start in this order: the longest (Cascade) as soon as
+# the pre-training is done, the from-scratch rows beside the pre-training, the short UperNet
+# last, so two workers end together (about 13 min on 2 cores).
+RUN_ORDER = ['pretrain_convnext_atto', 'cascade_convnext_atto_pretrained',
+             'mask_rcnn_convnext_atto_scratch', 'mask_rcnn_convnext_atto_no_norm_scratch',
+             'mask_rcnn_convnext_atto_pretrained', 'upernet_convnext_atto_pretrained']
 
 
 def parse_args(argv=None):
@@ -87,7 +100,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data', default='data/shapes')
     parser.add_argument('--jobs', type=int, default=2,
-                        help='downstream stages run at once (one CPU thread each)')
+                        help='training runs at once (one CPU thread each)')
     parser.add_argument('--reduced', action='store_true',
                         help='a few iterations per stage: the same code path, in minutes')
     return parser.parse_args(argv)
@@ -111,9 +124,12 @@ def length_options(stage: Stage, reduced: bool) -> List[str]:
     n = stage.reduced if reduced else stage.length
     # Reduced runs log every iteration, so the matrix still gets their losses and times.
     logging = ['default_hooks.logger.interval=1'] if reduced else []
+    # The decay (second scheduler of every demo config) ends with the run; reduced runs stop
+    # inside the warm-up, where it never starts.
+    schedule = [] if reduced else [f'param_scheduler.1.end={n}']
     if stage.kind == 'cls':
-        return [f'train_cfg.max_epochs={n}', f'train_cfg.val_interval={n}'] + logging
-    return [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}'] + logging
+        return [f'train_cfg.max_epochs={n}', f'train_cfg.val_interval={n}'] + schedule + logging
+    return [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}'] + schedule + logging
 
 
 def best_checkpoint(work_dir: str) -> str:
@@ -226,6 +242,42 @@ def run_stage(stage: Stage, work: str, data: str, reduced: bool, threads: int,
     return record
 
 
+def run_all(stages: List[Stage], run, jobs: int, ready) -> None:
+    """Run ``stages`` on ``jobs`` worker threads; each worker takes the first stage in list
+    order for which ``ready(stage)`` holds, waiting while none does. The first failure stops
+    the scheduling of new stages and is raised once the running ones end."""
+    pending = list(stages)
+    errors: List[BaseException] = []
+    cond = threading.Condition()
+
+    def worker():
+        while True:
+            with cond:
+                while True:
+                    if errors or not pending:
+                        return
+                    stage = next((s for s in pending if ready(s)), None)
+                    if stage is not None:
+                        pending.remove(stage)
+                        break
+                    cond.wait()
+            try:
+                run(stage)
+            except BaseException as e:  # re-raised by the main thread
+                with cond:
+                    errors.append(e)
+            with cond:
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def summary(stage: Stage, work: str, record: dict) -> str:
     from backbones.analysis.results import read_run
     values = read_run(osp.join(work, stage.key)).values
@@ -250,18 +302,19 @@ def main(argv=None):
         print(f'[demo] data: written to {data} in {time.time() - t:.0f} s', flush=True)
 
     progress = Progress()
-    record = run_stage(PRETRAIN, work, data, args.reduced, threads=2, progress=progress)
-    progress.done(PRETRAIN, summary(PRETRAIN, work, record))
-    checkpoint = best_checkpoint(osp.join(work, PRETRAIN.key))
+    checkpoint: List[str] = []  # set once the pre-training is done
 
-    def downstream(stage):
+    def train(stage):
+        pretrained = checkpoint[0] if stage.pretrained else None
         rec = run_stage(stage, work, data, args.reduced, threads=1, progress=progress,
-                        pretrained=checkpoint if stage.pretrained else None)
+                        pretrained=pretrained)
+        if stage is PRETRAIN:
+            checkpoint.append(best_checkpoint(osp.join(work, PRETRAIN.key)))
         progress.done(stage, summary(stage, work, rec))
-        return rec
 
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        list(pool.map(downstream, DOWNSTREAM))
+    run_all(sorted([PRETRAIN] + DOWNSTREAM, key=lambda s: RUN_ORDER.index(s.key)), train,
+            args.jobs,
+            ready=lambda stage: not stage.pretrained or bool(checkpoint))
 
     from backbones.analysis.results import (format_markdown, matrix_rows, plot_matrix, read_run,
                                             write_csv, write_markdown)

@@ -153,15 +153,19 @@ class ConvNeXt(BaseModule):
             ``downsample_layers[:k + 1]``, ``stages[:k + 1]`` and their output norms
             (``requires_grad=False`` and eval mode, kept after :meth:`train`). -1 freezes nothing.
         with_cp: Activation checkpointing in every block (saves memory, costs time).
+        init_cfg: MMEngine init config. ``dict(type='Pretrained', checkpoint=PATH)`` accepts any
+            format :func:`backbones.convert_checkpoint` knows (official, timm, mmpretrain, ours,
+            whole classifiers or detectors with ``backbone.`` keys); optional keys ``prefix``
+            (keep only keys under it) and ``map_location``.
         fast_inference: In eval mode, take the inference fast path: channels-last activations
             throughout, layer scale (and GRN's bias) folded into ``pwconv2``, fused oneDNN
             linear + GELU and linear + residual kernels on CPU. Outputs equal the plain path to
             float rounding (tested to 1e-4) and come back in channels-last memory format.
             Training is unchanged. Also switchable later with :meth:`set_fast_inference`.
-        init_cfg: MMEngine init config. ``dict(type='Pretrained', checkpoint=PATH)`` accepts any
-            format :func:`backbones.convert_checkpoint` knows (official, timm, mmpretrain, ours,
-            whole classifiers or detectors with ``backbone.`` keys); optional keys ``prefix``
-            (keep only keys under it) and ``map_location``.
+        use_norm: False builds the network without any normalization layer (stem, downsampling,
+            blocks and output norms become identities; no norm keys). Not a paper model:
+            the ablation behind the shapes demo's finding that LayerNorm is what keeps
+            ConvNeXt-atto from learning small-data detection in a short schedule (README).
     """
 
     def __init__(self,
@@ -174,9 +178,16 @@ class ConvNeXt(BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
-                 fast_inference: bool = False) -> None:
+                 fast_inference: bool = False,
+                 use_norm: bool = True) -> None:
         super().__init__(init_cfg=init_cfg)
         self.fast_inference = fast_inference
+        # A classifier head puts its own LayerNorm before the linear layer only when we do.
+        self.final_norm = use_norm
+
+        def norm(channels: int) -> nn.Module:
+            return LayerNorm2d(channels) if use_norm else nn.Identity()
+
         settings = resolve_arch(arch, CONVNEXT_ARCHS, ('depths', 'dims'))
         self.depths = tuple(int(d) for d in settings['depths'])
         self.dims = tuple(int(d) for d in settings['dims'])
@@ -195,11 +206,11 @@ class ConvNeXt(BaseModule):
         self.downsample_layers.append(
             nn.Sequential(
                 nn.Conv2d(in_channels, self.dims[0], kernel_size=4, stride=4),
-                LayerNorm2d(self.dims[0])))
+                norm(self.dims[0])))
         for i in range(1, 4):
             self.downsample_layers.append(
                 nn.Sequential(
-                    LayerNorm2d(self.dims[i - 1]),
+                    norm(self.dims[i - 1]),
                     nn.Conv2d(self.dims[i - 1], self.dims[i], kernel_size=2, stride=2)))
 
         # One linspace over all blocks, split by stage (the official rule).
@@ -216,10 +227,11 @@ class ConvNeXt(BaseModule):
                         layer_scale_init_value=self.layer_scale_init_value,
                         use_grn=use_grn,
                         with_cp=with_cp,
-                        fast_inference=fast_inference) for rate in rates[i]
+                        fast_inference=fast_inference,
+                        use_norm=use_norm) for rate in rates[i]
                 ]))
         for i in self.out_indices:
-            self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
+            self.add_module(f'norm{i}', norm(self.dims[i]))
         self._freeze_stages()
 
     def init_weights(self) -> None:

@@ -117,6 +117,7 @@ class ConvNeXtBlock(nn.Module):
             memory; only used while training with gradients enabled.
         fast_inference: In eval mode, run :meth:`forward_fast` (same numbers to float rounding,
             fewer memory passes) instead of the plain path. Training never uses it.
+        use_norm: False replaces the LayerNorm by an identity (the norm-free ablation).
     """
 
     def __init__(self,
@@ -126,12 +127,13 @@ class ConvNeXtBlock(nn.Module):
                  use_grn: bool = False,
                  kernel_size: int = 7,
                  with_cp: bool = False,
-                 fast_inference: bool = False) -> None:
+                 fast_inference: bool = False,
+                 use_norm: bool = True) -> None:
         super().__init__()
         self.with_cp = with_cp
         self.fast_inference = fast_inference
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=1e-6) if use_norm else nn.Identity()
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.grn = GRN(4 * dim) if use_grn else None
@@ -201,8 +203,9 @@ class ConvNeXtBlock(nn.Module):
         """
         shortcut = x
         x = self.dwconv(x).permute(0, 2, 3, 1)
-        x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias,
-                         self.norm.eps)
+        if isinstance(self.norm, nn.LayerNorm):
+            x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias,
+                             self.norm.eps)
         weight2, bias2 = self.folded_pwconv2()
         onednn = self._use_onednn(x)
         dtype = _compute_dtype(x)
