@@ -32,6 +32,16 @@ def run_tool(args, timeout=600, check=True, **env):
     return proc
 
 
+class MakesAFile:
+    """Unpickling this runs ``open(path, 'w')``: the marker file proves code execution."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
 @pytest.fixture
 def toy_config():
     return osp.join(TEST_DATA, 'configs', 'toy_classifier.py')

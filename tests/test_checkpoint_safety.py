@@ -5,23 +5,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import run_tool
+from conftest import MakesAFile, run_tool
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import backbones  # noqa: F401
 from backbones.engine import (CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint_file,
                               save_checkpoint_atomic)
-
-
-class _MakesAFile:
-    """Unpickling this runs ``open(path, 'w')``: the marker file proves code execution."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, 'w'))
 
 
 class _GetattrGadget:
@@ -34,10 +24,10 @@ class _GetattrGadget:
 def _evil_files(tmp_path):
     marker = tmp_path / 'pwned'
     zip_ckpt = tmp_path / 'evil_zip.pth'
-    torch.save({'state_dict': {}, 'meta': _MakesAFile(str(marker))}, zip_ckpt)
+    torch.save({'state_dict': {}, 'meta': MakesAFile(str(marker))}, zip_ckpt)
     raw_ckpt = tmp_path / 'evil_raw.pth'
     with open(raw_ckpt, 'wb') as f:
-        pickle.dump({'state_dict': _MakesAFile(str(marker))}, f)
+        pickle.dump({'state_dict': MakesAFile(str(marker))}, f)
     return marker, [zip_ckpt, raw_ckpt]
 
 

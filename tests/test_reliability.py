@@ -16,7 +16,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, TEST_DATA, run_tool, tool_env
+from conftest import REPO, TEST_DATA, MakesAFile, run_tool, tool_env
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
@@ -380,21 +380,11 @@ def test_checkpoint_of_another_model_is_refused_for_load_from_and_resume(tmp_pat
         assert not glob.glob(str(tmp_path / f'w{i}' / '*.pth'))
 
 
-class _MakesAFile:
-    """Unpickling this runs ``open(path, 'w')``: the marker file proves code execution."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, 'w'))
-
-
 def test_malicious_init_cfg_checkpoint_is_refused(tmp_path):
     from mmdet.registry import MODELS
     marker = tmp_path / 'pwned'
     evil = tmp_path / 'evil_backbone.pth'
-    torch.save({'state_dict': {}, 'meta': _MakesAFile(str(marker))}, evil)
+    torch.save({'state_dict': {}, 'meta': MakesAFile(str(marker))}, evil)
     model = MODELS.build(dict(type='ConvNeXt', arch='atto',
                               init_cfg=dict(type='Pretrained', checkpoint=str(evil))))
     with pytest.raises(UnsafeCheckpointError, match='evil_backbone.pth'):
