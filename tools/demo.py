@@ -134,8 +134,11 @@ def length_options(stage: Stage, reduced: bool) -> List[str]:
 
 def best_checkpoint(work_dir: str) -> str:
     """The checkpoint of the last epoch/iteration of a finished run."""
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
+    from backbones.engine import read_last_checkpoint
+    path = read_last_checkpoint(work_dir)
+    if path is None:
+        raise FileNotFoundError(f'{work_dir}: no last_checkpoint; the run saved no checkpoint')
+    return path
 
 
 class Progress:

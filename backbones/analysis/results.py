@@ -182,7 +182,7 @@ def matrix_rows(runs: Sequence[RunResult], complexity: bool = True,
             from .complexity import config_complexity
             cx = config_complexity(run.config, shape=shape, flops=flops)
             row['params_m'], row['gflops'] = cx.params_m, cx.gflops
-        ref = paper_row(run.name, paper) if paper is not None else paper_row(run.name)
+        ref = paper_row(run.name, paper)
         if ref is not None:
             figures = dict(params_m=ref['params'] / 1e6, gflops=ref['flops'] / 1e9)
             figures.update({c: ref.get(c) for c, _, _ in METRICS})

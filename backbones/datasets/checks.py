@@ -25,6 +25,8 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
 
+from backbones.registry import register_transform
+
 #: Environment variable naming the file that collects skipped images (set by the report hook).
 SKIP_LEDGER_ENV = 'BACKBONES_SKIPPED_IMAGES'
 
@@ -33,6 +35,15 @@ _MAX_SHOWN = 20
 
 class AnnotationError(ValueError):
     """An annotation file is malformed or inconsistent with the config."""
+
+
+def format_listing(items: Sequence[str], limit: int = _MAX_SHOWN) -> str:
+    """``items`` one per line, indented by two spaces: the first ``limit``, then a line saying
+    how many more there are."""
+    lines = [f'  {item}' for item in items[:limit]]
+    if len(items) > limit:
+        lines.append(f'  ... and {len(items) - limit} more')
+    return '\n'.join(lines)
 
 
 def _polygon_area(coords: Sequence[float]) -> float:
@@ -161,11 +172,10 @@ def check_coco_annotations(raw: Dict[str, Any],
                       f'not used: {dict(unused)}', logger='current', level=logging.WARNING)
     if not problems:
         return raw
-    listing = '\n  '.join(p for _, p in problems[:_MAX_SHOWN])
-    more = f'\n  ... and {len(problems) - _MAX_SHOWN} more' if len(problems) > _MAX_SHOWN else ''
     if bad_annotations == 'error':
+        listing = format_listing([p for _, p in problems])
         raise AnnotationError(
-            f'{ann_file}: {len(problems)} bad annotation(s):\n  {listing}{more}\nFix the file, '
+            f'{ann_file}: {len(problems)} bad annotation(s):\n{listing}\nFix the file, '
             "or drop them (logged) with bad_annotations='skip' in the dataset config.")
     print_log(f'{ann_file}: dropped {len(problems)} bad annotation(s) (bad_annotations='
               f"'skip'):\n  " + '\n  '.join(p for _, p in problems),
@@ -269,6 +279,7 @@ def _image_bytes_problem(data: bytes) -> Optional[str]:
     return None
 
 
+@register_transform()
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that names the file and the problem, or skips it on request.
 
@@ -339,20 +350,6 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         return f'{super().__repr__()[:-1]}, on_error={self.on_error!r})'
 
 
-def _register_transform() -> None:
-    from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
-    from mmengine.registry import TRANSFORMS as ROOT_TRANSFORMS
-    from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
-    for registry in (ROOT_TRANSFORMS, MMDET_TRANSFORMS, MMSEG_TRANSFORMS):
-        # Let mmdet/mmseg register their own transforms first (lazily, on first lookup).
-        registry.import_from_location()
-        registry.register_module(name='CheckedLoadImageFromFile',
-                                 module=CheckedLoadImageFromFile, force=True)
-
-
-_register_transform()
-
-
 # ---------------------------------------------------------------- segmentation data sets
 
 _SEG_LAYOUT = ('expected layout: DATA_ROOT/images/{training,validation}/<name>.jpg and '
@@ -402,11 +399,9 @@ def _checked_seg_dataset(base):
                        if d.get('seg_map_path') and '://' not in d['seg_map_path']
                        and not osp.isfile(d['seg_map_path'])]
             if missing:
-                more = f'\n  ... and {len(missing) - 20} more' if len(missing) > 20 else ''
                 raise FileNotFoundError(
                     f'{len(missing)} of {len(data_list)} images have no label map (a half-'
-                    f'copied data set?):\n  ' + '\n  '.join(missing[:20]) + more
-                    + f'\n{_SEG_LAYOUT}.')
+                    f'copied data set?):\n{format_listing(missing)}\n{_SEG_LAYOUT}.')
             return data_list
 
     Checked.__name__ = Checked.__qualname__ = f'Checked{base.__name__}'

@@ -17,7 +17,7 @@ from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 from mmengine.logging import print_log
 
-from .checks import AnnotationError, check_coco_annotations
+from .checks import AnnotationError, check_coco_annotations, format_listing
 
 _REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
 
@@ -134,12 +134,11 @@ class CheckedCocoDataset(CocoDataset):
                    if not _REMOTE.match(str(d['img_path'])) and not osp.isfile(d['img_path'])]
         if not missing:
             return data_list
-        more = f'\n  ... and {len(missing) - 20} more' if len(missing) > 20 else ''
-        shown = '\n  '.join(missing[:20]) + more
         if self.missing_images == 'error':
             raise FileNotFoundError(
                 f'{len(missing)} of {len(data_list)} images listed in {self.ann_file!r} are '
-                f'missing (a half-copied data set?):\n  {shown}\n{_data_hint(self.ann_file)}. '
+                f'missing (a half-copied data set?):\n{format_listing(missing)}\n'
+                f'{_data_hint(self.ann_file)}. '
                 "Or drop them (logged) with missing_images='skip' in the dataset config.")
         print_log(f'{self.ann_file}: dropped {len(missing)} images whose files are missing '
                   "(missing_images='skip'):\n  " + '\n  '.join(missing),

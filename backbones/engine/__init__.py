@@ -5,8 +5,8 @@ from .hooks import (CheckpointMatchHook, NonFiniteLossError, NonFiniteLossHook,
 from .launch import (check_pretrained_exists, merge_cli, prepare_distributed,
                      revert_sync_bn_if_single, validate_cfg_options)
 from .resume import (ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop,
-                     check_checkpoint_intact, find_resume_checkpoint, seed_iteration,
-                     use_resumable_loops)
+                     check_checkpoint_intact, find_resume_checkpoint, read_last_checkpoint,
+                     seed_iteration, use_resumable_loops)
 
 __all__ = [
     'ALLOWED_GLOBALS', 'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
@@ -14,5 +14,5 @@ __all__ = [
     'revert_sync_bn_if_single', 'validate_cfg_options', 'CheckpointMatchHook', 'NonFiniteLossError',
     'NonFiniteLossHook', 'SkippedImagesReportHook', 'add_reliability_hooks',
     'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop', 'check_checkpoint_intact',
-    'find_resume_checkpoint', 'seed_iteration', 'use_resumable_loops'
+    'find_resume_checkpoint', 'read_last_checkpoint', 'seed_iteration', 'use_resumable_loops'
 ]

@@ -14,7 +14,6 @@
 import logging
 import os
 import os.path as osp
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -23,19 +22,12 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from ..datasets.checks import SKIP_LEDGER_ENV, read_skip_ledger
+from ..datasets.checks import SKIP_LEDGER_ENV, format_listing, read_skip_ledger
+from .resume import read_last_checkpoint
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-def _last_checkpoint(work_dir: str) -> Optional[str]:
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            return f.read().strip() or None
-    return None
 
 
 @HOOKS.register_module()
@@ -101,7 +93,7 @@ class NonFiniteLossHook(Hook):
         else:
             last = f'last finite loss {self.last_finite[0]:.6g} at iteration ' \
                    f'{self.last_finite[1]}'
-        ckpt = _last_checkpoint(runner.work_dir)
+        ckpt = read_last_checkpoint(runner.work_dir)
         kept = (f'the last checkpoint {ckpt} is kept' if ckpt
                 else 'no checkpoint had been saved yet')
         where = f'iteration {iteration} (epoch {runner.epoch + 1})'
@@ -151,11 +143,10 @@ class SkippedImagesReportHook(Hook):
         for line in events:
             path, _, reason = line.partition('\t')
             files.setdefault(path, reason)
-        shown = '\n'.join(f'  {p}: {r}' for p, r in list(files.items())[:50])
-        more = f'\n  ... and {len(files) - 50} more' if len(files) > 50 else ''
+        shown = format_listing([f'{p}: {r}' for p, r in files.items()], limit=50)
         print_log(f'Skipped images: {len(files)} unreadable file(s), skipped {len(events)} '
                   f'time(s) and replaced by other samples (every skip is listed in '
-                  f'{self.ledger}):\n{shown}{more}', logger='current', level=logging.WARNING)
+                  f'{self.ledger}):\n{shown}', logger='current', level=logging.WARNING)
 
     def after_train_epoch(self, runner) -> None:
         self._report(final=False)

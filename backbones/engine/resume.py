@@ -272,6 +272,19 @@ def _candidates(work_dir: str) -> List[str]:
     return [p for _, _, p in sorted(found, reverse=True)]
 
 
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint MMEngine's ``work_dir/last_checkpoint`` names (a relative name joined
+    with ``work_dir``); ``None`` when there is no such file or it is empty. Not checked."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        named = f.read().strip()
+    if not named:
+        return None
+    return named if osp.isabs(named) else osp.join(work_dir, named)
+
+
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume`` (without a path) should continue from.
 
@@ -288,13 +301,8 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     Raises:
         CorruptCheckpointError: there are checkpoints but none is intact.
     """
-    order: List[str] = []
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named:
-            order.append(named if osp.isabs(named) else osp.join(work_dir, named))
+    named = read_last_checkpoint(work_dir)
+    order: List[str] = [named] if named else []
     for path in _candidates(work_dir):
         if all(not osp.exists(o) or not osp.samefile(path, o) for o in order):
             order.append(path)

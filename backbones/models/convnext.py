@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
-from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules, set_fast_inference
+from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules
 from .presets import CONVNEXT_ARCHS
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
@@ -129,7 +129,7 @@ def convnext_layer_id(param_name: str,
 
 
 @register_model()
-class ConvNeXt(BaseModule):
+class ConvNeXt(FastInferenceMixin, BaseModule):
     """ConvNeXt backbone (`A ConvNet for the 2020s <https://arxiv.org/abs/2201.03545>`_ and
     `ConvNeXt V2 <https://arxiv.org/abs/2301.00808>`_), returning multi-scale NCHW features.
 
@@ -258,23 +258,6 @@ class ConvNeXt(BaseModule):
         super().train(mode)
         self._freeze_stages()
         return self
-
-    def set_fast_inference(self, enabled: bool = True) -> 'ConvNeXt':
-        """Switch the eval-mode fast path (see ``fast_inference``) on or off.
-
-        Args:
-            enabled: True for the fast path, False for the plain path.
-
-        Returns:
-            This module.
-        """
-        return set_fast_inference(self, enabled)
-
-    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        # Channels-last input makes every permute of the fast path a free view.
-        if self.fast_inference and not self.training:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
 
     def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Run all four stages and return their raw outputs (before the output norms).

@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import DECAY_TYPES, normalize_indices, resolve_arch
-from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules, set_fast_inference
+from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules
 from .presets import ISOTROPIC_ARCHS
 
 
@@ -56,7 +56,7 @@ def isotropic_layer_id(param_name: str,
 
 
 @register_model()
-class ConvNeXtIsotropic(BaseModule):
+class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
     """Isotropic ConvNeXt backbone: ``stem`` (16x16 conv, stride 16) then ``blocks``.
 
     Args:
@@ -143,17 +143,6 @@ class ConvNeXtIsotropic(BaseModule):
         self._freeze_stages()
         return self
 
-    def set_fast_inference(self, enabled: bool = True) -> 'ConvNeXtIsotropic':
-        """Switch the eval-mode fast path on or off.
-
-        Args:
-            enabled: True for the fast path, False for the plain path.
-
-        Returns:
-            This module.
-        """
-        return set_fast_inference(self, enabled)
-
     def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Return the raw outputs (before the output norms) of the blocks in ``out_indices``.
 
@@ -164,9 +153,7 @@ class ConvNeXtIsotropic(BaseModule):
             One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
         """
         features = []
-        if self.fast_inference and not self.training:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = self.stem(x)
+        x = self.stem(self._prepare_input(x))
         for j in range(self.out_indices[-1] + 1):
             x = self.blocks[j](x)
             if j in self.out_indices:

@@ -42,6 +42,30 @@ def set_fast_inference(module: nn.Module, enabled: bool = True) -> nn.Module:
     return module
 
 
+class FastInferenceMixin:
+    """For backbones of :class:`ConvNeXtBlock` with a ``fast_inference`` attribute: the switch,
+    and the channels-last input the fast path wants."""
+
+    fast_inference: bool = False
+
+    def set_fast_inference(self, enabled: bool = True):
+        """Switch the eval-mode fast path (see the backbone's ``fast_inference``) on or off.
+
+        Args:
+            enabled: True for the fast path, False for the plain path.
+
+        Returns:
+            This module.
+        """
+        return set_fast_inference(self, enabled)
+
+    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        # Channels-last input makes every permute of the fast path a free view.
+        if self.fast_inference and not self.training:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
 def freeze_modules(modules: Iterable[nn.Module]) -> None:
     """Put modules in eval mode and stop their parameters from training (frozen stages).
 

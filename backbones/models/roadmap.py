@@ -557,12 +557,9 @@ def roadmap_gflops(step: str, kernel_size: Optional[int] = None, img_size: int =
     Returns:
         The FLOPs in units of 1e9.
     """
-    from mmengine.analysis import FlopAnalyzer
+    from backbones.analysis.complexity import count_flops
     model = RoadmapClassifier(step, kernel_size=kernel_size).eval()
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, img_size, img_size), ))
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return analyzer.total() / 1e9
+    return count_flops(model, torch.zeros(1, 3, img_size, img_size)) / 1e9
 
 
 __all__ = [
