@@ -151,21 +151,10 @@ def build_mmpretrain(args) -> torch.nn.Module:
 
 
 def build_full_model(config: str) -> torch.nn.Module:
-    """A detector/segmentor from an MMEngine config (registered after ``import backbones``)."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-
-    import backbones  # noqa: F401  (registers our modules)
-    cfg = Config.fromfile(config)
-    if 'model' not in cfg:
-        raise KeyError(f'{config}: no `model` key')
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    if scope == 'mmdet':
-        import mmdet.models  # noqa: F401
-    elif scope == 'mmseg':
-        import mmseg.models  # noqa: F401
-    model = MODELS.build(cfg.model)
+    """A detector/segmentor from an MMEngine config, initialised (SyncBN as BN, as on one
+    process in tools/train.py)."""
+    from backbones.analysis.complexity import build_model, load_config
+    model = build_model(load_config(config))
     model.init_weights()
     return model
 
