@@ -1,8 +1,10 @@
-# Demo: ConvNeXt-atto pre-trained on the synthetic shapes ImageFolder (3 classes, 600 train /
-# 120 val images of 128 px; python tools/data/make_shapes.py --layouts cls). Same code path as
-# the ImageNet configs (timm transforms, EMA beside the raw weights, the effective-batch lr
-# rule) at a CPU-sized scale: batch 32, a few epochs, light augmentation and no Mixup (three
-# classes and a few hundred steps leave nothing to regularise).
+# Demo: ConvNeXt-atto pre-trained on the synthetic shapes ImageFolder (3 classes, 1800 train /
+# 300 val images of 128 px, read at 64 px; python tools/data/make_shapes.py --layouts cls).
+# Same code path as the ImageNet configs (timm transforms, EMA beside the raw weights, the
+# effective-batch lr rule) at a CPU-sized scale: batch 32, 8 epochs, crop and flip only, no
+# Mixup (three classes and a few hundred steps leave nothing to regularise). No RandAugment:
+# its Invert and Solarize flip the contrast polarity this set keeps fixed (top-1 after 8
+# epochs: 46% with rand-m5, 94% without).
 #   python tools/train.py configs/classification/convnext_atto_shapes.py
 # Its checkpoint initialises the shapes detection/segmentation demos (model.backbone.init_cfg).
 _base_ = [
@@ -11,7 +13,7 @@ _base_ = [
 ]
 data_root = 'data/shapes/cls'
 num_classes = 3
-img_size = 128
+img_size = 64
 model = dict(
     backbone=dict(arch='atto', drop_path_rate=0.0),
     head=dict(num_classes=num_classes, label_smoothing=0.1),
@@ -23,7 +25,7 @@ train_dataloader = dict(
         data_root=data_root,
         transform=dict(_delete_=True, input_size=img_size, is_training=True,
                        scale=(0.6, 1.0), interpolation='bicubic', color_jitter=None,
-                       auto_augment='rand-m5-mstd0.5-inc1', re_prob=0.0)))
+                       auto_augment=None, re_prob=0.0)))
 val_dataloader = dict(
     batch_size=40, num_workers=0, persistent_workers=False, pin_memory=False,
     dataset=dict(data_root=data_root, transform=dict(input_size=img_size, crop_pct=1.0)))
