@@ -16,7 +16,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 import backbones  # noqa: E402,F401
 from backbones.datasets.checks import check_num_classes  # noqa: E402
-from backbones.engine import add_reliability_hooks, merge_cli, prepare_distributed  # noqa: E402
+from backbones.engine import (add_reliability_hooks, finish_distributed, merge_cli,  # noqa: E402
+                              prepare_distributed)
 
 
 def parse_args(argv=None):
@@ -91,7 +92,9 @@ def main(argv=None):
     if args.out:
         add_dump_metric(cfg, args.out)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    return runner.test()
+    metrics = runner.test()
+    finish_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -17,8 +17,8 @@ from mmengine.runner import Runner  # noqa: E402
 import backbones  # noqa: E402,F401  (registers our modules, safe checkpoint I/O)
 from backbones.datasets.checks import check_num_classes  # noqa: E402
 from backbones.engine import (add_reliability_hooks, check_checkpoint_intact,  # noqa: E402
-                              check_pretrained_exists, find_resume_checkpoint, merge_cli,
-                              prepare_distributed, use_resumable_loops)
+                              check_pretrained_exists, find_resume_checkpoint, finish_distributed,
+                              merge_cli, prepare_distributed, use_resumable_loops)
 
 
 def parse_args(argv=None):
@@ -72,6 +72,7 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
