@@ -15,7 +15,7 @@ from mmengine.registry import DefaultScope
 
 import backbones  # noqa: F401
 from backbones.datasets import ImageFolderDataset
-from backbones.engine.checkpoint_io import load_checkpoint_file
+from backbones.engine import load_checkpoint_file, read_last_checkpoint
 from backbones.models import convert_checkpoint, convert_to_official, load_pretrained
 
 CLS_CONFIG = 'configs/classification/convnext_atto_shapes.py'
@@ -47,14 +47,19 @@ def _val_records(work):
 
 
 def _last_checkpoint(work):
-    return str(work / f'epoch_{Config.fromfile(osp.join(REPO, CLS_CONFIG)).max_epochs}.pth')
+    checkpoint = read_last_checkpoint(str(work))
+    assert checkpoint is not None, f'no last_checkpoint under {work}'
+    return checkpoint
 
 
 @pytest.mark.slow
 def test_pretraining_logs_raw_and_ema_accuracy(pretrained):
     val = _val_records(pretrained)
     assert val and 'ema/accuracy/top1' in val[-1]
-    checkpoint = load_checkpoint_file(_last_checkpoint(pretrained))
+    last = _last_checkpoint(pretrained)
+    max_epochs = Config.fromfile(osp.join(REPO, CLS_CONFIG)).max_epochs
+    assert osp.basename(last) == f'epoch_{max_epochs}.pth'  # the run finished
+    checkpoint = load_checkpoint_file(last)
     assert set(checkpoint['state_dict_ema']) == set(checkpoint['state_dict'])
     # The EMA lags the raw weights: the two differ.
     key = 'backbone.stages.0.0.pwconv1.weight'
