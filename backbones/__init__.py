@@ -1,10 +1,13 @@
 """ConvNeXt toolkit: importing this package registers every module into the MMEngine,
-MMDetection and MMSegmentation registries and installs safe checkpoint I/O, so a config needs
-only ``custom_imports = dict(imports=['backbones'], allow_failed_imports=False)``.
+MMDetection and MMSegmentation registries, installs safe checkpoint I/O and makes the mmcv ops
+that read raw feature-map memory take any layout (:mod:`backbones.ops`), so a config needs only
+``custom_imports = dict(imports=['backbones'], allow_failed_imports=False)``.
 """
 from .engine import checkpoint_io as _checkpoint_io
+from .ops import install_layout_guards as _install_layout_guards
 
 _checkpoint_io.install()
+_install_layout_guards()
 
 from .datasets import *  # noqa: E402,F401,F403
 from .engine import *  # noqa: E402,F401,F403

@@ -14,7 +14,6 @@ import backbones
 from backbones import (CONVNEXT_ARCHS, CONVNEXT_PAPER_COMPLEXITY, ISOTROPIC_PAPER_COMPLEXITY,
                        ConvNeXt, ConvNeXtIsotropic, convert_checkpoint, convert_to_mmpretrain,
                        convert_to_official)
-from backbones.models.layers import LayerNorm2d
 
 # Presets whose paper figures are for the ConvNeXt V2 model (GRN, no layer scale).
 V2_ONLY = ('atto', 'femto', 'pico', 'nano', 'huge')
@@ -444,28 +443,3 @@ def test_isotropic_frozen_and_official_checkpoint(tmp_path):
                                init_cfg=dict(type='Pretrained', checkpoint=path))
     target.init_weights()
     torch.testing.assert_close(target.blocks[2].pwconv1.weight, source.blocks[2].pwconv1.weight)
-
-
-def test_norm_free_ablation_has_no_norm_layers():
-    # The shapes-demo ablation: every normalization gone, the rest (and its keys) unchanged.
-    plain = ConvNeXt('atto')
-    free = ConvNeXt('atto', use_norm=False)
-    norm_types = (nn.LayerNorm, LayerNorm2d)
-    assert any(isinstance(m, norm_types) for m in plain.modules())
-    assert not any(isinstance(m, norm_types) for m in free.modules())
-    plain_keys = set(plain.state_dict())
-    free_keys = set(free.state_dict())
-    assert free_keys < plain_keys
-    norm_keys = {f'{name}.{p}' for name, m in plain.named_modules() if isinstance(m, norm_types)
-                 for p in ('weight', 'bias')}
-    assert plain_keys - free_keys == norm_keys
-    assert free.final_norm is False and plain.final_norm is True
-    free.init_weights()
-    free.eval()
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        outs = free(x)
-        fast = free.set_fast_inference(True)(x)
-    assert [o.shape[1] for o in outs] == [40, 80, 160, 320]
-    for a, b in zip(outs, fast):
-        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)

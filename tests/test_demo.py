@@ -6,7 +6,7 @@ from conftest import run_tool
 
 STAGES = ('pretrain_convnext_atto', 'cascade_convnext_atto_pretrained',
           'upernet_convnext_atto_pretrained', 'mask_rcnn_convnext_atto_pretrained',
-          'mask_rcnn_convnext_atto_scratch', 'mask_rcnn_convnext_atto_no_norm_scratch')
+          'mask_rcnn_convnext_atto_scratch')
 
 
 @pytest.mark.slow
@@ -24,14 +24,13 @@ def test_reduced_demo_builds_the_matrix_and_reuses_stages(tmp_path):
     assert [r['model'] for r in rows] == [
         'ConvNeXt-atto classifier (shapes pre-training)',
         'Cascade Mask R-CNN, ConvNeXt-atto, pre-trained', 'UperNet, ConvNeXt-atto, pre-trained',
-        'Mask R-CNN, ConvNeXt-atto, pre-trained', 'Mask R-CNN, ConvNeXt-atto, from scratch',
-        'Mask R-CNN, ConvNeXt-atto without norms, from scratch']
+        'Mask R-CNN, ConvNeXt-atto, pre-trained', 'Mask R-CNN, ConvNeXt-atto, from scratch']
     assert rows[0]['top1'] and not rows[0]['box_ap']
     assert rows[1]['box_ap'] and rows[1]['mask_ap'] and not rows[1]['miou']
     assert rows[2]['miou'] and not rows[2]['box_ap']
     assert all(float(r['params_m']) > 0 and float(r['train_time_s']) > 0 for r in rows)
     markdown = (work / 'matrix.md').read_text()
-    assert sum(line.startswith('| ') for line in markdown.splitlines()) == 7  # header + 6
+    assert sum(line.startswith('| ') for line in markdown.splitlines()) == 6  # header + 5
     assert 'mIoU' in markdown
     assert (work / 'matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     # The fine-tuned rows really started from the pre-training checkpoint.

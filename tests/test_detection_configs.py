@@ -46,8 +46,7 @@ def paper_params(name):
     return paper_row(name)['params'] / 1e6
 
 
-DEMO_CONFIGS = ['mask_rcnn_convnext_atto_shapes.py', 'cascade_convnext_atto_shapes.py',
-                'mask_rcnn_convnext_atto_no_norm_shapes.py']
+DEMO_CONFIGS = ['mask_rcnn_convnext_atto_shapes.py', 'cascade_convnext_atto_shapes.py']
 
 
 def test_every_row_has_a_config():
@@ -187,6 +186,3 @@ def test_demo_config_is_slim_and_standalone(built):
     assert cfg.model.roi_head.mask_head.num_convs == 2
     assert _num_params(model) < 8e6
     check_pretrained_exists(cfg)  # nothing to download or find
-    # The demo's ablation row: the same model without a single normalization layer.
-    has_norm = any('Norm' in type(m).__name__ for m in model.backbone.modules())
-    assert has_norm == cfg.model.backbone.get('use_norm', True)

@@ -9,10 +9,9 @@ MMDetection's CocoMetric, MMSegmentation's IoUMetric) on the val splits:
   1. data      the deterministic shapes data (ImageFolder, COCO and ADE20K layouts);
   2. pretrain  ConvNeXt-atto classifier on the ImageFolder split;
   3. the downstream rows: Mask R-CNN, Cascade Mask R-CNN and UperNet fine-tuned from the
-     pre-trained backbone, Mask R-CNN from scratch, and the demo's finding: Mask R-CNN from
-     scratch on ConvNeXt-atto without its normalization layers (see the README);
-  All training runs share the cores, one thread each, two at a time: the from-scratch rows
-  start beside the pre-training, the fine-tuned ones as soon as it is done.
+     pre-trained backbone, and Mask R-CNN from scratch;
+  All training runs share the cores, one thread each, two at a time: the from-scratch row
+  starts beside the pre-training, the fine-tuned ones as soon as it is done.
   4. the matrix (params, GFLOPs, top-1, box AP, mask AP, mIoU, train time) printed and written
      to WORK_DIR/matrix.{md,csv,png} (the PNG: learning curves and metric bars).
 
@@ -36,7 +35,6 @@ sys.path.insert(0, REPO)
 
 CLS_CONFIG = 'configs/classification/convnext_atto_shapes.py'
 MASK_RCNN = 'configs/detection/mask_rcnn_convnext_atto_shapes.py'
-MASK_RCNN_NO_NORM = 'configs/detection/mask_rcnn_convnext_atto_no_norm_shapes.py'
 CASCADE = 'configs/detection/cascade_convnext_atto_shapes.py'
 UPERNET = 'configs/segmentation/upernet_convnext_atto_shapes.py'
 MARKER = 'demo_stage.json'
@@ -82,17 +80,14 @@ DOWNSTREAM = [
           MASK_RCNN, 'det', True, length=300, reduced=2),
     Stage('mask_rcnn_convnext_atto_scratch', 'Mask R-CNN, ConvNeXt-atto, from scratch',
           MASK_RCNN, 'det', False, length=300, reduced=2),
-    Stage('mask_rcnn_convnext_atto_no_norm_scratch',
-          'Mask R-CNN, ConvNeXt-atto without norms, from scratch', MASK_RCNN_NO_NORM, 'det',
-          False, length=300, reduced=2),
 ]
 
 # Workers take the first stage that can start in this order: the longest (Cascade) as soon as
-# the pre-training is done, the from-scratch rows beside the pre-training, the short UperNet
-# last, so two workers end together (about 13 min on 2 cores).
+# the pre-training is done, the from-scratch row beside the pre-training, the short UperNet
+# last, so two workers end together.
 RUN_ORDER = ['pretrain_convnext_atto', 'cascade_convnext_atto_pretrained',
-             'mask_rcnn_convnext_atto_scratch', 'mask_rcnn_convnext_atto_no_norm_scratch',
-             'mask_rcnn_convnext_atto_pretrained', 'upernet_convnext_atto_pretrained']
+             'mask_rcnn_convnext_atto_scratch', 'mask_rcnn_convnext_atto_pretrained',
+             'upernet_convnext_atto_pretrained']
 
 
 def parse_args(argv=None):

@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
-from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules
+from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules, standard_layout
 from .presets import CONVNEXT_ARCHS
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
@@ -157,15 +157,14 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
             format :func:`backbones.convert_checkpoint` knows (official, timm, mmpretrain, ours,
             whole classifiers or detectors with ``backbone.`` keys); optional keys ``prefix``
             (keep only keys under it) and ``map_location``.
-        fast_inference: In eval mode, take the inference fast path: channels-last activations
-            throughout, layer scale (and GRN's bias) folded into ``pwconv2``, fused oneDNN
-            linear + GELU and linear + residual kernels on CPU. Outputs equal the plain path to
-            float rounding (tested to 1e-4) and come back in channels-last memory format.
+        fast_inference: In eval mode, take the inference fast path: layer scale (and GRN's
+            bias) folded into ``pwconv2``, fused oneDNN linear + GELU and linear + residual
+            kernels on CPU. Outputs equal the plain path to float rounding (tested to 1e-4).
             Training is unchanged. Also switchable later with :meth:`set_fast_inference`.
-        use_norm: False builds the network without any normalization layer (stem, downsampling,
-            blocks and output norms become identities; no norm keys). Not a paper model:
-            the ablation behind the shapes demo's finding that LayerNorm is what keeps
-            ConvNeXt-atto from learning small-data detection in a short schedule (README).
+
+    Memory layout: the network computes channels-last inside (the blocks' LayerNorm and
+    linears run on NHWC, so their permutes are free views), and everything it returns, from
+    :meth:`forward` and :meth:`forward_features`, in training and eval, is contiguous NCHW.
     """
 
     def __init__(self,
@@ -178,16 +177,9 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
-                 fast_inference: bool = False,
-                 use_norm: bool = True) -> None:
+                 fast_inference: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         self.fast_inference = fast_inference
-        # A classifier head puts its own LayerNorm before the linear layer only when we do.
-        self.final_norm = use_norm
-
-        def norm(channels: int) -> nn.Module:
-            return LayerNorm2d(channels) if use_norm else nn.Identity()
-
         settings = resolve_arch(arch, CONVNEXT_ARCHS, ('depths', 'dims'))
         self.depths = tuple(int(d) for d in settings['depths'])
         self.dims = tuple(int(d) for d in settings['dims'])
@@ -206,11 +198,11 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
         self.downsample_layers.append(
             nn.Sequential(
                 nn.Conv2d(in_channels, self.dims[0], kernel_size=4, stride=4),
-                norm(self.dims[0])))
+                LayerNorm2d(self.dims[0])))
         for i in range(1, 4):
             self.downsample_layers.append(
                 nn.Sequential(
-                    norm(self.dims[i - 1]),
+                    LayerNorm2d(self.dims[i - 1]),
                     nn.Conv2d(self.dims[i - 1], self.dims[i], kernel_size=2, stride=2)))
 
         # One linspace over all blocks, split by stage (the official rule).
@@ -227,11 +219,10 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
                         layer_scale_init_value=self.layer_scale_init_value,
                         use_grn=use_grn,
                         with_cp=with_cp,
-                        fast_inference=fast_inference,
-                        use_norm=use_norm) for rate in rates[i]
+                        fast_inference=fast_inference) for rate in rates[i]
                 ]))
         for i in self.out_indices:
-            self.add_module(f'norm{i}', norm(self.dims[i]))
+            self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
         self._freeze_stages()
 
     def init_weights(self) -> None:
@@ -266,14 +257,14 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
             x: Images, ``(N, C_in, H, W)``.
 
         Returns:
-            The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``.
+            The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``, contiguous.
         """
         features = []
         x = self._prepare_input(x)
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
             features.append(x)
-        return features
+        return list(standard_layout(features))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the normalised outputs of the stages in ``out_indices``.
@@ -282,7 +273,8 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
             x: Images, ``(N, C_in, H, W)``.
 
         Returns:
-            One ``(N, dims[i], H_i, W_i)`` tensor per entry of ``out_indices``, in stage order.
+            One contiguous ``(N, dims[i], H_i, W_i)`` tensor per entry of ``out_indices``, in
+            stage order.
         """
         outs = []
         x = self._prepare_input(x)
@@ -291,7 +283,7 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
             x = self.stages[i](self.downsample_layers[i](x))
             if i in self.out_indices:
                 outs.append(getattr(self, f'norm{i}')(x))
-        return tuple(outs)
+        return standard_layout(outs)
 
     def get_layer_id(self,
                      param_name: str,

@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import DECAY_TYPES, normalize_indices, resolve_arch
-from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules
+from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules, standard_layout
 from .presets import ISOTROPIC_ARCHS
 
 
@@ -76,6 +76,9 @@ class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
         init_cfg: MMEngine init config; ``Pretrained`` accepts official isotropic checkpoints
             and ours (see :func:`backbones.convert_checkpoint`).
         fast_inference: Eval-mode fast path, as for :class:`backbones.models.convnext.ConvNeXt`.
+
+    Memory layout as for :class:`backbones.models.convnext.ConvNeXt`: channels-last inside,
+    contiguous NCHW out.
     """
 
     def __init__(self,
@@ -150,8 +153,11 @@ class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
             x: Images, ``(N, C_in, H, W)``.
 
         Returns:
-            One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
+            One contiguous ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
         """
+        return list(standard_layout(self._block_outputs(x)))
+
+    def _block_outputs(self, x: torch.Tensor) -> List[torch.Tensor]:
         features = []
         x = self.stem(self._prepare_input(x))
         for j in range(self.out_indices[-1] + 1):
@@ -169,8 +175,8 @@ class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
         Returns:
             One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
         """
-        features = self.forward_features(x)
-        return tuple(
+        features = self._block_outputs(x)
+        return standard_layout(
             getattr(self, f'norm{j}')(f) for j, f in zip(self.out_indices, features))
 
     def get_layer_id(self,

@@ -42,9 +42,25 @@ def set_fast_inference(module: nn.Module, enabled: bool = True) -> nn.Module:
     return module
 
 
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` when ``x`` is a channels-last 4-D tensor that is not also plain
+    contiguous, else ``torch.contiguous_format``: the layout a layout-preserving op returns."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def standard_layout(features: Iterable[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """The feature maps a backbone hands to its consumers: contiguous NCHW, whatever layout
+    they were computed in. Compiled ops downstream (mmcv's RoIAlign among them) read raw
+    memory as NCHW; a copy here is cheap next to the backbone, a wrong layout is silent."""
+    return tuple(f.contiguous() for f in features)
+
+
 class FastInferenceMixin:
     """For backbones of :class:`ConvNeXtBlock` with a ``fast_inference`` attribute: the switch,
-    and the channels-last input the fast path wants."""
+    and the channels-last layout they compute in."""
 
     fast_inference: bool = False
 
@@ -59,11 +75,11 @@ class FastInferenceMixin:
         """
         return set_fast_inference(self, enabled)
 
-    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        # Channels-last input makes every permute of the fast path a free view.
-        if self.fast_inference and not self.training:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
+    @staticmethod
+    def _prepare_input(x: torch.Tensor) -> torch.Tensor:
+        # The blocks work channels-last (their LayerNorm and linears run on NHWC), so every
+        # permute in between is a free view; outputs go back to NCHW in standard_layout.
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 def freeze_modules(modules: Iterable[nn.Module]) -> None:
@@ -93,9 +109,15 @@ class LayerNorm2d(nn.LayerNorm):
         super().__init__(num_channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        """Normalise ``x`` ``(N, C, H, W)`` over C; the output has ``x``'s memory layout.
+
+        ``F.layer_norm`` needs C last, so it runs on the NHWC view and its result, permuted
+        back, is channels-last in memory. Returned as such to a channels-last caller (free);
+        a contiguous caller gets a contiguous tensor, never a permuted view it did not ask for.
+        """
+        out = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                           self.eps)
+        return out.permute(0, 3, 1, 2).contiguous(memory_format=memory_format_of(x))
 
 
 class GRN(nn.Module):
@@ -141,7 +163,6 @@ class ConvNeXtBlock(nn.Module):
             memory; only used while training with gradients enabled.
         fast_inference: In eval mode, run :meth:`forward_fast` (same numbers to float rounding,
             fewer memory passes) instead of the plain path. Training never uses it.
-        use_norm: False replaces the LayerNorm by an identity (the norm-free ablation).
     """
 
     def __init__(self,
@@ -151,13 +172,12 @@ class ConvNeXtBlock(nn.Module):
                  use_grn: bool = False,
                  kernel_size: int = 7,
                  with_cp: bool = False,
-                 fast_inference: bool = False,
-                 use_norm: bool = True) -> None:
+                 fast_inference: bool = False) -> None:
         super().__init__()
         self.with_cp = with_cp
         self.fast_inference = fast_inference
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6) if use_norm else nn.Identity()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.grn = GRN(4 * dim) if use_grn else None
@@ -222,14 +242,13 @@ class ConvNeXtBlock(nn.Module):
                 permute is a free view).
 
         Returns:
-            ``(N, C, H, W)`` in channels-last memory format, equal to :meth:`_forward` in eval
+            ``(N, C, H, W)`` in the memory layout of ``x``, equal to :meth:`_forward` in eval
             mode up to float rounding.
         """
         shortcut = x
         x = self.dwconv(x).permute(0, 2, 3, 1)
-        if isinstance(self.norm, nn.LayerNorm):
-            x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias,
-                             self.norm.eps)
+        x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias,
+                         self.norm.eps)
         weight2, bias2 = self.folded_pwconv2()
         onednn = self._use_onednn(x)
         dtype = _compute_dtype(x)
@@ -248,7 +267,8 @@ class ConvNeXtBlock(nn.Module):
             x = torch.ops.mkldnn._linear_pointwise.binary(
                 x.to(dtype).contiguous(), shortcut.permute(0, 2, 3, 1).to(dtype).contiguous(),
                 weight2.to(dtype), bias2.to(dtype), 'add')
-            return x.permute(0, 3, 1, 2)
+            # Channels-last like the fused kernel's output; free when the input was too.
+            return x.permute(0, 3, 1, 2).contiguous(memory_format=memory_format_of(shortcut))
         x = F.linear(x, weight2.to(x.dtype), bias2.to(x.dtype))
         return shortcut + x.permute(0, 3, 1, 2)
 

@@ -48,7 +48,7 @@ from backbones.analysis.paper import load_paper
 from backbones.registry import register_model
 from .convert import init_weights_from_cfg
 from .convnext import convnext_layer_id, normalize_indices
-from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules
+from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules, standard_layout
 
 #: The rows of the paper's roadmap (PAPER.md section 2), in order, from ResNet-50 to ConvNeXt-T.
 ROADMAP_STEPS: Tuple[str, ...] = (
@@ -476,10 +476,11 @@ class ModernizedResNet(BaseModule):
             The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``.
         """
         features = []
+        x = self._prepare_input(x)
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
             features.append(x)
-        return features
+        return list(standard_layout(features))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the outputs of the stages in ``out_indices`` (normalised in the last step).
@@ -492,12 +493,20 @@ class ModernizedResNet(BaseModule):
             ``out_indices``, in stage order.
         """
         outs = []
+        x = self._prepare_input(x)
         for i in range(self.out_indices[-1] + 1):
             x = self.stages[i](self.downsample_layers[i](x))
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}', None)
                 outs.append(norm(x) if norm is not None else x)
-        return tuple(outs)
+        return standard_layout(outs)
+
+    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        # The ConvNeXt-layout steps compute channels-last like ConvNeXt; the BatchNorm steps in
+        # the input's layout. Both return contiguous NCHW (standard_layout).
+        if self.spec.convnext_layout:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def get_layer_id(self,
                      param_name: str,
