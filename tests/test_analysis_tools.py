@@ -12,10 +12,11 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 
 import backbones
-from backbones.analysis import load_paper, paper_row
+from backbones.analysis import (CONVNEXT_PAPER_COMPLEXITY, ISOTROPIC_PAPER_COMPLEXITY,
+                                ROADMAP_PAPER_GFLOPS, ROADMAP_PAPER_KERNEL_GFLOPS, load_paper,
+                                paper_row)
 from backbones.analysis.complexity import build_model, default_shape
 from backbones.datasets import make_shapes
-from backbones.models.roadmap import ROADMAP_PAPER_GFLOPS, ROADMAP_PAPER_KERNEL_GFLOPS
 
 ENV = dict(OMP_NUM_THREADS='1')
 DET_DEMO = 'configs/detection/mask_rcnn_convnext_atto_shapes.py'
@@ -61,9 +62,9 @@ def _flops(model, shape):
 
 def test_constants_come_from_the_data_file():
     paper = load_paper()
-    assert backbones.CONVNEXT_PAPER_COMPLEXITY == {
+    assert CONVNEXT_PAPER_COMPLEXITY == {
         a: (r['params_m'], r['gflops']) for a, r in paper['backbones'].items()}
-    assert backbones.ISOTROPIC_PAPER_COMPLEXITY == {
+    assert ISOTROPIC_PAPER_COMPLEXITY == {
         a: (r['params_m'], r['gflops']) for a, r in paper['isotropic'].items()}
     assert ROADMAP_PAPER_GFLOPS == {s: r['gflops'] for s, r in paper['roadmap']['steps'].items()}
     assert ROADMAP_PAPER_KERNEL_GFLOPS == {

@@ -7,13 +7,13 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
-from mmengine.analysis import FlopAnalyzer
 from mmengine.registry import DefaultScope
 
 import backbones
-from backbones import (CONVNEXT_ARCHS, CONVNEXT_PAPER_COMPLEXITY, ISOTROPIC_PAPER_COMPLEXITY,
-                       ConvNeXt, ConvNeXtIsotropic, convert_checkpoint, convert_to_mmpretrain,
-                       convert_to_official)
+from backbones import (CONVNEXT_ARCHS, ConvNeXt, ConvNeXtIsotropic, convert_checkpoint,
+                       convert_to_mmpretrain, convert_to_official)
+from backbones.analysis import (CONVNEXT_PAPER_COMPLEXITY, ISOTROPIC_PAPER_COMPLEXITY,
+                                preset_complexity)
 
 # Presets whose paper figures are for the ConvNeXt V2 model (GRN, no layer scale).
 V2_ONLY = ('atto', 'femto', 'pico', 'nano', 'huge')
@@ -43,33 +43,6 @@ def perturb_(model: nn.Module, seed: int = 0) -> None:
                 param.copy_(1 + 0.2 * noise)
             else:  # biases, GRN
                 param.copy_(0.3 * noise)
-
-
-def classifier_params(backbone: nn.Module, dim: int) -> int:
-    """Params of the ImageNet classifier as the paper counts them: stem, stages, final norm
-    (our ``norm3`` with ``out_indices=(3,)``) and a 1000-way linear head."""
-    return sum(p.numel() for p in backbone.parameters()) + dim * 1000 + 1000
-
-
-class _Classifier(nn.Module):
-    """The official classification forward: pool, final norm, head (for FLOP counts)."""
-
-    def __init__(self, backbone: nn.Module, dim: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.norm = getattr(backbone, f'norm{backbone.out_indices[-1]}')
-        self.head = nn.Linear(dim, 1000)
-
-    def forward(self, x):
-        x = self.backbone.forward_features(x)[-1].mean((-2, -1), keepdim=True)
-        return self.head(self.norm(x).flatten(1))
-
-
-def gflops(backbone: nn.Module, dim: int) -> float:
-    analyzer = FlopAnalyzer(_Classifier(backbone, dim).eval(), torch.zeros(1, 3, 224, 224))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer.total() / 1e9
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,18 +83,15 @@ def test_stage_features_match_timm(timm_name):
 
 @pytest.mark.parametrize('arch', list(CONVNEXT_ARCHS))
 def test_params_match_paper(arch):
-    with torch.device('meta'):  # no memory, no init: only shapes
-        backbone = ConvNeXt(arch, out_indices=(3, ), use_grn=arch in V2_ONLY)
-    params = classifier_params(backbone, backbone.dims[-1]) / 1e6
+    # The paper's classifier (ImageClassifier over the last stage); meta device: shapes only.
+    params = preset_complexity(arch, use_grn=arch in V2_ONLY, flops=False).params_m
     paper = CONVNEXT_PAPER_COMPLEXITY[arch][0]
     assert abs(params - paper) / paper < 0.01, (arch, params, paper)
 
 
 @pytest.mark.parametrize('arch', list(ISOTROPIC_PAPER_COMPLEXITY))
 def test_isotropic_params_match_paper(arch):
-    with torch.device('meta'):
-        backbone = ConvNeXtIsotropic(arch, out_indices=(-1, ))
-    params = classifier_params(backbone, backbone.dim) / 1e6
+    params = preset_complexity(arch, isotropic=True, flops=False).params_m
     paper = ISOTROPIC_PAPER_COMPLEXITY[arch][0]
     # 22.3M for iso-S against the paper's rounded "22M".
     assert abs(params - paper) / paper < 0.02, (arch, params, paper)
@@ -133,8 +103,7 @@ def test_isotropic_params_match_paper(arch):
     pytest.param('xlarge', marks=pytest.mark.slow)
 ])
 def test_flops_match_paper(arch):
-    backbone = ConvNeXt(arch, out_indices=(3, ))
-    measured = gflops(backbone, backbone.dims[-1])
+    measured = preset_complexity(arch).gflops
     # Tiny: the paper's 4.5 is 4.47 measured (PAPER.md); the others are given to 3 digits.
     paper = 4.47 if arch == 'tiny' else CONVNEXT_PAPER_COMPLEXITY[arch][1]
     assert abs(measured - paper) / paper < 0.01, (arch, measured, paper)
@@ -142,8 +111,7 @@ def test_flops_match_paper(arch):
 
 @pytest.mark.parametrize('arch', ['small', pytest.param('base', marks=pytest.mark.slow)])
 def test_isotropic_flops_match_paper(arch):
-    backbone = ConvNeXtIsotropic(arch, out_indices=(-1, ))
-    measured = gflops(backbone, backbone.dim)
+    measured = preset_complexity(arch, isotropic=True).gflops
     paper = ISOTROPIC_PAPER_COMPLEXITY[arch][1]
     assert abs(measured - paper) / paper < 0.02, (arch, measured, paper)
 
@@ -338,7 +306,7 @@ def test_init_cfg_pretrained_any_format(fmt, atto_source, timm_atto, tmp_path, m
     path = str(tmp_path / f'{fmt}.pth')
     torch.save(FORMATS[fmt](atto_source) if FORMATS[fmt] else timm_atto, path)
     logs = []
-    monkeypatch.setattr(backbones.models.convert, 'print_log',
+    monkeypatch.setattr(backbones.models.loading, 'print_log',
                         lambda msg, logger=None, level=20: logs.append((level, msg)))
     model = ConvNeXt('atto', use_grn=True, init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()

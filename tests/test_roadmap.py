@@ -7,10 +7,10 @@ import torch.nn as nn
 
 import backbones  # noqa: F401
 import backbones.models.roadmap  # noqa: F401  (registers ModernizedResNet even if not exported)
+from backbones.analysis import (ROADMAP_PAPER_GFLOPS, ROADMAP_PAPER_KERNEL_GFLOPS, paper_classifier,
+                                roadmap_gflops)
 from backbones.models.convnext import ConvNeXt
-from backbones.models.roadmap import (ROADMAP_PAPER_GFLOPS, ROADMAP_PAPER_KERNEL_GFLOPS,
-                                      ROADMAP_STEPS, ModernizedResNet, RoadmapClassifier,
-                                      roadmap_gflops, roadmap_spec)
+from backbones.models.roadmap import ROADMAP_STEPS, ModernizedResNet, roadmap_spec
 
 PAPER_ROWS = ('resnet50', 'enhanced_recipe', 'stage_ratio', 'patchify_stem', 'depthwise_conv',
               'width', 'inverted_bottleneck', 'move_up_dwconv', 'kernel_size', 'gelu',
@@ -154,7 +154,7 @@ def test_frozen_stages_and_norm_eval_survive_train():
 
 def test_resnet50_step_has_torchvision_parameters():
     import torchvision  # pinned in requirements/torch.txt
-    ours = RoadmapClassifier('resnet50')
+    ours = paper_classifier(dict(type='ModernizedResNet', step='resnet50'))
     reference = torchvision.models.resnet50()
     assert sum(p.numel() for p in ours.parameters()) == \
         sum(p.numel() for p in reference.parameters())

@@ -17,8 +17,13 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
+from mmengine.model import BaseModel, revert_sync_batchnorm
+from mmengine.registry import MODELS, DefaultScope
+
+from backbones.models import ImageClassifier
+from .paper import paper_row
 
 #: Tasks, inferred from a config's ``default_scope``.
 TASK_OF_SCOPE = {'mmdet': 'detection', 'mmseg': 'segmentation'}
@@ -64,7 +69,6 @@ def count_flops(model: nn.Module, inputs: Union[torch.Tensor, Tuple[torch.Tensor
     Ops the analyzer has no formula for (RoIAlign, NMS, element-wise ops) count 0, as in the
     paper's tools.
     """
-    from mmengine.analysis import FlopAnalyzer
     inputs = inputs if isinstance(inputs, tuple) else (inputs, )
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, inputs)
@@ -99,10 +103,6 @@ def build_model(cfg: Config, device: Union[str, torch.device] = 'cpu') -> nn.Mod
         device: ``'meta'`` builds without memory or init (enough to count parameters; some
             models, e.g. Swin, cannot be built there).
     """
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS
-
-    import backbones  # noqa: F401  (registers our models in every scope)
     scope = cfg.get('default_scope', 'mmengine')
     with DefaultScope.overwrite_default_scope(scope), torch.device(device):
         model = MODELS.build(cfg.model)
@@ -113,7 +113,6 @@ def default_shape(cfg: Config) -> Tuple[int, int]:
     """Input ``(H, W)`` for FLOPs: the paper's for the config's row when it has one, else the
     paper's convention for the task (detection 800x1280; segmentation crop x 4 crop, from
     ``model.data_preprocessor.size``, else 512x2048; classification 224x224)."""
-    from .paper import paper_row
     row = paper_row(cfg.filename) if cfg.filename else None
     if row is not None:
         return tuple(row['flops_shape'])
@@ -185,7 +184,6 @@ class TwoStageFlopsForward(nn.Module):
 def flops_module(model: nn.Module, task: str) -> nn.Module:
     """The module whose one-tensor forward FlopAnalyzer counts for ``model`` of ``task``: a plain
     ``nn.Module`` is counted as it is; an MMEngine ``BaseModel`` in ``mode='tensor'``."""
-    from mmengine.model import BaseModel
     if task == 'detection' and all(hasattr(model, a) for a in ('rpn_head', 'roi_head')):
         return TwoStageFlopsForward(model)
     return TensorForward(model) if isinstance(model, BaseModel) else model
@@ -237,26 +235,20 @@ def config_complexity(config: Union[str, Config], shape: Optional[Sequence[int]]
     return model_complexity(model, task, shape, flops)
 
 
-class PresetClassifier(nn.Module):
-    """The ImageNet classifier of a backbone preset as the paper counts it: the backbone's last
-    stage, global average pooling, the final LayerNorm (the backbone's last output norm) and a
-    linear head.
+def paper_classifier(backbone: dict, num_classes: int = 1000) -> ImageClassifier:
+    """The ImageNet classifier of a backbone as the paper counts it: the backbone with only its
+    last output (``out_indices=(-1,)``), global average pooling, the final LayerNorm when the
+    backbone has one (``final_norm``) and a linear head.
+
+    Its one unused dense output norm adds ``2 x num_features`` parameters to the paper's count
+    (1536 of 28.6M for ConvNeXt-T).
 
     Args:
-        backbone: ConvNeXt or ConvNeXtIsotropic built with a single ``out_indices`` entry.
+        backbone: Backbone config (``type`` and its arguments).
         num_classes: Classes of the head.
     """
-
-    def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.norm = getattr(backbone, f'norm{backbone.out_indices[-1]}')
-        dim = backbone.dims[-1] if hasattr(backbone, 'dims') else backbone.dim
-        self.head = nn.Linear(dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.backbone.forward_features(x)[-1].mean((-2, -1), keepdim=True)  # (N, C, 1, 1)
-        return self.head(self.norm(x).flatten(1))
+    return ImageClassifier(backbone=dict(backbone, out_indices=(-1, )),
+                           head=dict(num_classes=num_classes))
 
 
 def preset_complexity(arch: str, isotropic: bool = False, use_grn: bool = False,
@@ -271,19 +263,32 @@ def preset_complexity(arch: str, isotropic: bool = False, use_grn: bool = False,
         shape: Input ``(H, W)``.
         flops: Count FLOPs (else the model is built on the meta device).
     """
-    from backbones.models import ConvNeXt, ConvNeXtIsotropic
+    backbone = (dict(type='ConvNeXtIsotropic', arch=arch) if isotropic else
+                dict(type='ConvNeXt', arch=arch, use_grn=use_grn))
     with torch.device('cpu' if flops else 'meta'):
-        if isotropic:
-            backbone = ConvNeXtIsotropic(arch, out_indices=(-1, ))
-        else:
-            backbone = ConvNeXt(arch, out_indices=(3, ), use_grn=use_grn)
-        model = PresetClassifier(backbone)
+        model = paper_classifier(backbone)
     return model_complexity(model, 'classification', shape, flops)
+
+
+def roadmap_gflops(step: str, kernel_size: Optional[int] = None, img_size: int = 224) -> float:
+    """GFLOPs of a roadmap step's ImageNet classifier (:func:`paper_classifier`) in eval mode,
+    counted as the paper's Table 10 counts them (docs/roadmap.md).
+
+    Args:
+        step: One of :data:`backbones.ROADMAP_STEPS`.
+        kernel_size: Kernel size of the spatial conv; ``None`` for the step's default.
+        img_size: Side of the square input.
+
+    Returns:
+        The FLOPs in units of 1e9.
+    """
+    model = paper_classifier(dict(type='ModernizedResNet', step=step, kernel_size=kernel_size))
+    return model_complexity(model, 'classification', (img_size, img_size)).gflops
 
 
 __all__ = [
     'Complexity', 'count_params', 'count_flops', 'task_of', 'load_config', 'build_model',
     'default_shape', 'TensorForward', 'TwoStageFlopsForward', 'flops_module', 'model_complexity',
-    'config_complexity', 'PresetClassifier', 'preset_complexity', 'NUM_PROPOSALS',
-    'NUM_MASK_ROIS'
+    'config_complexity', 'paper_classifier', 'preset_complexity', 'roadmap_gflops',
+    'NUM_PROPOSALS', 'NUM_MASK_ROIS'
 ]

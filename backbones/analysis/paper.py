@@ -1,14 +1,13 @@
 """The paper's figures, read from the one data file ``backbones/data/paper.json``.
 
-Only the standard library is imported here: :mod:`backbones.models.presets` and
-:mod:`backbones.models.roadmap` build their constants from this module while the package is
-still being imported.
+Only the standard library is imported here. The model code never reads the paper: analysis and
+test code hold model figures against these.
 """
 import copy
 import functools
 import json
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 #: The data file shipped with the package (setup.cfg ``package_data``).
 PAPER_FILE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'paper.json')
@@ -90,4 +89,35 @@ def paper_row(name: str, paper: Optional[dict] = None) -> Optional[dict]:
     return None
 
 
-__all__ = ['PAPER_FILE', 'load_paper', 'paper_row']
+def _figures(section: dict, key_type=str) -> dict:
+    return {key_type(k): row for k, row in _rows(section).items()}
+
+
+_PAPER = _load(osp.abspath(PAPER_FILE))
+
+#: Paper figures of the dense presets: ``(params in M, GFLOPs at 224)`` of the ImageNet-1K
+#: classifier (backbone + final LayerNorm + 1000-way head; one multiply-add = one FLOP).
+CONVNEXT_PAPER_COMPLEXITY: Dict[str, Tuple[float, float]] = {
+    arch: (float(row['params_m']), float(row['gflops']))
+    for arch, row in _figures(_PAPER['backbones']).items()
+}
+#: The same for the isotropic presets.
+ISOTROPIC_PAPER_COMPLEXITY: Dict[str, Tuple[float, float]] = {
+    arch: (float(row['params_m']), float(row['gflops']))
+    for arch, row in _figures(_PAPER['isotropic']).items()
+}
+#: Paper GFLOPs at 224x224 per roadmap step (Table 10); ``kernel_size`` is the 7x7 row.
+ROADMAP_PAPER_GFLOPS: Dict[str, float] = {
+    step: float(row['gflops'])
+    for step, row in _figures(_PAPER['roadmap']['steps']).items()
+}
+#: Paper GFLOPs of the kernel-size variants of the ``kernel_size`` step.
+ROADMAP_PAPER_KERNEL_GFLOPS: Dict[int, float] = {
+    k: float(row['gflops'])
+    for k, row in _figures(_PAPER['roadmap']['kernel_variants'], int).items()
+}
+
+__all__ = [
+    'PAPER_FILE', 'load_paper', 'paper_row', 'CONVNEXT_PAPER_COMPLEXITY',
+    'ISOTROPIC_PAPER_COMPLEXITY', 'ROADMAP_PAPER_GFLOPS', 'ROADMAP_PAPER_KERNEL_GFLOPS'
+]

@@ -15,6 +15,9 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .complexity import config_complexity
+from .paper import paper_row
+
 #: Metric columns: (column, MMEngine keys in order of preference, scale to percent).
 METRICS: Tuple[Tuple[str, Tuple[str, ...], float], ...] = (
     ('top1', ('accuracy/top1', 'ema/accuracy/top1'), 1.0),
@@ -171,7 +174,6 @@ def matrix_rows(runs: Sequence[RunResult], complexity: bool = True,
         column ``c`` with a paper figure, ``c_paper`` and ``c_diff`` (metrics: points; params
         and GFLOPs: percent), and ``work_dir``, ``iters``.
     """
-    from .paper import paper_row
     rows = []
     for run in runs:
         row = dict(model=run.name, params_m=None, gflops=None, train_time_s=run.train_time_s,
@@ -179,7 +181,6 @@ def matrix_rows(runs: Sequence[RunResult], complexity: bool = True,
         for column, _, _ in METRICS:
             row[column] = run.values.get(column)
         if complexity and run.config:
-            from .complexity import config_complexity
             cx = config_complexity(run.config, shape=shape, flops=flops)
             row['params_m'], row['gflops'] = cx.params_m, cx.gflops
         ref = paper_row(run.name, paper)

@@ -12,8 +12,7 @@ file loads into any detection/segmentation config with no missing key), ``head.n
 (:func:`convert_classifier_checkpoint`), so ``load_from`` and ``tools/test.py`` take them as
 they are.
 """
-import re
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -23,54 +22,8 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 from backbones.registry import register_model
-from .convert import convert_checkpoint, detect_format, unwrap_state_dict
-
-#: ImageNet mean / std in 0-255 pixel units (timm's IMAGENET_DEFAULT_MEAN/STD x 255).
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
-
-def _final_norm_and_head(raw: Dict[str, torch.Tensor], fmt: str) -> Dict[str, torch.Tensor]:
-    """The post-pooling norm and the linear layer of a classifier checkpoint, under our names
-    (``head.norm.*``, ``head.fc.*``); empty when the checkpoint has no head."""
-    if fmt == 'timm':
-        sources = (('head.norm.', 'head.norm.'), ('head.fc.', 'head.fc.'),
-                   ('norm_pre.', 'head.norm.'))
-    elif fmt == 'mmpretrain':
-        sources = (('backbone.norm3.', 'head.norm.'), ('head.fc.', 'head.fc.'))
-    elif any(k.startswith(('head.norm.', 'head.fc.')) for k in raw):  # ours
-        sources = (('head.norm.', 'head.norm.'), ('head.fc.', 'head.fc.'))
-    else:  # official (V1, V2, isotropic): top-level norm and head
-        sources = (('norm.', 'head.norm.'), ('head.', 'head.fc.'))
-    out = {}
-    for key, value in raw.items():
-        for old, new in sources:
-            if key.startswith(old):
-                out[new + key[len(old):]] = value
-                break
-    return out
-
-
-def convert_classifier_checkpoint(obj) -> Dict[str, torch.Tensor]:
-    """Convert a whole ConvNeXt classifier checkpoint (official, timm, mmpretrain or ours) into
-    the state dict of :class:`ImageClassifier`.
-
-    Args:
-        obj: A loaded checkpoint or a state dict.
-
-    Returns:
-        ``backbone.*`` keys (see :func:`backbones.convert_checkpoint`) plus ``head.norm.*`` and
-        ``head.fc.*`` when the checkpoint has a classification head.
-
-    Raises:
-        ValueError: The format is not recognised.
-    """
-    raw = unwrap_state_dict(obj)
-    probe = {k[len('backbone.'):] if k.startswith('backbone.') else k: v for k, v in raw.items()}
-    fmt = detect_format(probe)
-    state = {f'backbone.{k}': v for k, v in convert_checkpoint(raw).items()}
-    state.update(_final_norm_and_head(raw, fmt))
-    return state
+from .base import Backbone
+from .convert import OUTPUT_NORM, convert_classifier_checkpoint
 
 
 @register_model()
@@ -162,9 +115,6 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         return dict(inputs=inputs, data_samples=labels)
 
 
-_OUTPUT_NORM = re.compile(r'^norm\d+$')
-
-
 @register_model()
 class ImageClassifier(BaseModel):
     """Backbone, global average pooling and a :class:`LinearClsHead`.
@@ -175,11 +125,11 @@ class ImageClassifier(BaseModel):
     those norms would start from anyway.
 
     Args:
-        backbone: Backbone config; it must have ``forward_features`` returning a list of
-            feature maps whose last entry is the final stage (ConvNeXt, ConvNeXtIsotropic,
-            ModernizedResNet).
+        backbone: Config of a backbone keeping the contract of
+            :class:`backbones.models.base.Backbone` (ConvNeXt, ConvNeXtIsotropic,
+            ModernizedResNet): the last map of ``forward_features`` is pooled.
         head: :class:`LinearClsHead` config; ``in_channels`` defaults to the backbone's
-            last feature width.
+            ``num_features`` and ``pre_norm`` to its ``final_norm``.
         data_preprocessor: Data preprocessor config (default :class:`ClsDataPreprocessor`).
         init_cfg: MMEngine init config; a ``Pretrained`` one loads whole classifiers of any
             format (converted on load).
@@ -194,29 +144,19 @@ class ImageClassifier(BaseModel):
         data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        if not hasattr(self.backbone, 'forward_features'):
-            raise TypeError(f'ImageClassifier: backbone {type(self.backbone).__name__} has no '
-                            'forward_features()')
+        if not isinstance(self.backbone, Backbone):
+            raise TypeError(f'ImageClassifier: {type(self.backbone).__name__} does not keep the '
+                            'backbone contract (backbones.models.base.Backbone)')
         head = dict(head)
         head.setdefault('type', 'LinearClsHead')
-        head.setdefault('in_channels', self._feature_width())
-        # Roadmap steps before BN -> LN have no final LayerNorm (ModernizedResNet.final_norm).
-        head.setdefault('pre_norm', getattr(self.backbone, 'final_norm', True))
+        head.setdefault('in_channels', self.backbone.num_features)
+        # Roadmap steps before BN -> LN have no final LayerNorm.
+        head.setdefault('pre_norm', self.backbone.final_norm)
         self.head = MODELS.build(head)
         for name, module in self.backbone.named_children():
-            if _OUTPUT_NORM.match(name):
+            if OUTPUT_NORM.match(name):
                 module.requires_grad_(False)
         self._register_load_state_dict_pre_hook(self._convert_foreign_state_dict)
-
-    def _feature_width(self) -> int:
-        for attr in ('num_features', 'dim'):
-            if isinstance(getattr(self.backbone, attr, None), int):
-                return getattr(self.backbone, attr)
-        dims = getattr(self.backbone, 'dims', None)
-        if dims:
-            return int(dims[-1])
-        raise ValueError(f'cannot tell the feature width of {type(self.backbone).__name__}; '
-                         'set head.in_channels')
 
     @staticmethod
     def _convert_foreign_state_dict(state_dict, prefix, *args) -> None:
@@ -266,7 +206,4 @@ class ImageClassifier(BaseModel):
         raise ValueError(f'ImageClassifier: unknown mode {mode!r} (tensor, loss or predict)')
 
 
-__all__ = [
-    'ImageClassifier', 'LinearClsHead', 'ClsDataPreprocessor', 'convert_classifier_checkpoint',
-    'IMAGENET_MEAN', 'IMAGENET_STD'
-]
+__all__ = ['ImageClassifier', 'LinearClsHead', 'ClsDataPreprocessor']

@@ -1,4 +1,5 @@
-"""Checkpoint conversion between the ConvNeXt formats in the wild, and safe pretrained loading.
+"""Checkpoint conversion between the ConvNeXt formats in the wild: pure state-dict functions,
+idempotent, no file I/O (loading files into models is :mod:`.loading`).
 
 Formats recognised by :func:`convert_checkpoint` (after unwrapping ``state_dict`` / ``model`` /
 ``model_ema`` / ... and stripping ``module.`` and ``backbone.`` prefixes):
@@ -24,15 +25,12 @@ it by default, so the dense output norms start fresh. ``keep_final_norm=True`` l
 the last output norm instead. Keys of a recognised format that we do not know pass through
 unchanged, so loading reports them as unexpected rather than hiding them.
 """
-import logging
+import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.nn as nn
-from mmengine.logging import print_log
-from mmengine.model import PretrainedInit, initialize
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -40,6 +38,9 @@ StateDict = Dict[str, torch.Tensor]
 WRAPPER_KEYS = ('state_dict', 'model', 'model_ema', 'state_dict_ema', 'module')
 #: Keys of EMA weights (ours and timm's, the official code's, MMEngine's EMAHook).
 EMA_KEYS = ('state_dict_ema', 'model_ema', 'ema_state_dict')
+#: The dense output norms of our backbones: parameter names ``norm3.weight`` and module names
+#: ``norm3``.
+OUTPUT_NORM = re.compile(r'^norm(\d+)(\.|$)')
 
 _BLOCK_RENAMES = {
     'timm': (('conv_dw.', 'dwconv.'), ('mlp.fc1.', 'pwconv1.'), ('mlp.fc2.', 'pwconv2.'),
@@ -49,7 +50,6 @@ _BLOCK_RENAMES = {
     'official': (),
     'official_isotropic': (),
 }
-_OUTPUT_NORM = re.compile(r'^norm(\d+)\.')
 
 
 def _is_tensor_dict(obj) -> bool:
@@ -77,7 +77,7 @@ def unwrap_state_dict(obj, use_ema: bool = False) -> StateDict:
         key = next((k for k in EMA_KEYS if isinstance(obj, Mapping)
                     and isinstance(obj.get(k), Mapping)), None)
         if key is None:
-            top = _sample(list(obj)) if isinstance(obj, Mapping) else type(obj).__name__
+            top = sample_keys(list(obj)) if isinstance(obj, Mapping) else type(obj).__name__
             raise ValueError(f'use_ema: the checkpoint has no EMA weights (none of '
                              f'{", ".join(EMA_KEYS)}; top-level keys: {top})')
         obj = obj[key]
@@ -94,11 +94,12 @@ def unwrap_state_dict(obj, use_ema: bool = False) -> StateDict:
              for k, v in obj.items() if torch.is_tensor(v)}
     if not state:
         raise ValueError(f'no tensors found in the checkpoint (top-level keys: '
-                         f'{_sample(list(obj))})')
+                         f'{sample_keys(list(obj))})')
     return state
 
 
-def _sample(keys: List[str], n: int = 5) -> str:
+def sample_keys(keys: List[str], n: int = 5) -> str:
+    """A few of ``keys`` and their count, for error messages."""
     shown = ', '.join(repr(k) for k in list(keys)[:n])
     return f'{shown}{", ..." if len(keys) > n else ""} ({len(keys)} keys)'
 
@@ -125,28 +126,33 @@ def detect_format(state: StateDict) -> Optional[str]:
     return None
 
 
-def _rename(key: str, fmt: str, final_norm: str) -> Optional[str]:
-    """Our name for ``key`` of format ``fmt``; None drops it; ``final_norm`` marks the
-    classifier's final norm (resolved by the caller)."""
+def _rename(key: str, fmt: str) -> Tuple[Optional[str], str]:
+    """Where a prefix-free key of format ``fmt`` goes: ``(part, our name)`` with part
+    ``'backbone'``, ``'final_norm'`` (the classifier's post-pooling norm), ``'head'`` (its
+    linear layer) or None (dropped)."""
     if fmt == 'timm':
         if key.startswith('stem.'):
-            return 'downsample_layers.0.' + key[len('stem.'):]
+            return 'backbone', 'downsample_layers.0.' + key[len('stem.'):]
         match = re.match(r'stages\.(\d+)\.downsample\.(.*)', key)
         if match:
-            return f'downsample_layers.{match[1]}.{match[2]}'
+            return 'backbone', f'downsample_layers.{match[1]}.{match[2]}'
         match = re.match(r'stages\.(\d+)\.blocks\.(\d+)\.(.*)', key)
         if match:
             key = f'stages.{match[1]}.{match[2]}.{match[3]}'
         elif key.startswith(('head.norm.', 'norm_pre.')):
-            return final_norm + key.split('.')[-1]
+            return 'final_norm', key.split('.')[-1]
+        elif key.startswith('head.fc.'):
+            return 'head', key[len('head.fc.'):]
     elif key.startswith('norm.'):
-        return final_norm + key[len('norm.'):]
+        return 'final_norm', key[len('norm.'):]
+    elif key.startswith('head.') and fmt != 'mmpretrain':
+        return 'head', key[len('head.'):]
     if key.startswith('head.'):
-        return None
+        return None, key
     if re.match(r'(stages\.\d+\.\d+|blocks\.\d+)\.', key):
         for old, new in _BLOCK_RENAMES[fmt]:
             key = key.replace(old, new)
-    return key
+    return 'backbone', key
 
 
 def _fix_value(key: str, value: torch.Tensor) -> torch.Tensor:
@@ -159,21 +165,38 @@ def _fix_value(key: str, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def convert_and_detect(obj,
-                       keep_final_norm: bool = False,
-                       prefix: Optional[str] = None,
-                       use_ema: bool = False) -> Tuple[StateDict, str]:
-    """:func:`convert_checkpoint`, also naming the source format (for logs and tools).
+@dataclasses.dataclass
+class SplitCheckpoint:
+    """A ConvNeXt checkpoint of any format, in three parts under our names.
+
+    Args:
+        backbone: The backbone's weights (dense or isotropic names).
+        final_norm: ``weight``/``bias`` of a classifier's post-pooling norm (empty if none).
+        head: ``weight``/``bias`` of a classifier's linear layer (empty if none).
+        fmt: The source format (see :func:`detect_format`).
+        last_stage: Index of the last output-norm slot: 3 for dense models, the last block
+            for isotropic ones.
+    """
+
+    backbone: StateDict
+    final_norm: StateDict
+    head: StateDict
+    fmt: str
+    last_stage: int
+
+
+def split_checkpoint(obj, prefix: Optional[str] = None, use_ema: bool = False) -> SplitCheckpoint:
+    """Convert a checkpoint of any known format, classifier parts kept apart.
 
     Args:
         obj: A loaded checkpoint or a state dict.
-        keep_final_norm: See :func:`convert_checkpoint`.
-        prefix: Take only the keys under this prefix (stripped); by default ``backbone.``
-            when any key has it, else all keys.
+        prefix: Take the backbone from the keys under this prefix (stripped); by default
+            ``backbone.`` when any key has it, else all keys. Classifier heads stored beside
+            the prefix (``head.norm.*``, ``head.fc.*``: ours, mmpretrain) are found too.
         use_ema: Convert the checkpoint's EMA weights (see :func:`unwrap_state_dict`).
 
     Returns:
-        The converted state dict and the format name (see :func:`detect_format`).
+        The three parts and the format.
 
     Raises:
         ValueError: The format is not recognised, no key has ``prefix``, or ``use_ema`` is
@@ -183,37 +206,61 @@ def convert_and_detect(obj,
     is_classifier = 'head.fc.weight' in raw or 'head.weight' in raw
     if prefix is None and any(k.startswith('backbone.') for k in raw):
         prefix = 'backbone.'
-    state = raw
+    state, beside = raw, {}
     if prefix:
         state = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+        beside = {k: v for k, v in raw.items() if not k.startswith(prefix)}
         if not state:
             raise ValueError(f'no key starts with the prefix {prefix!r}; keys: '
-                             f'{_sample(list(raw))}')
+                             f'{sample_keys(list(raw))}')
     fmt = detect_format(state)
     if fmt is None:
         raise ValueError(f'unrecognised checkpoint format: no ConvNeXt block keys among '
-                         f'{_sample(list(state))}; expected official, timm, mmpretrain or '
+                         f'{sample_keys(list(state))}; expected official, timm, mmpretrain or '
                          f'isotropic ConvNeXt names')
+    last = 3
     if fmt == 'official_isotropic':
-        blocks = [int(m[1]) for m in (re.match(r'blocks\.(\d+)\.', k) for k in state) if m]
-        last = max(blocks)
-    else:
-        last = 3
-    marker = '\0final_norm.'
-    out = {}
+        last = max(int(m[1]) for m in (re.match(r'blocks\.(\d+)\.', k) for k in state) if m)
+    parts: Dict[str, StateDict] = dict(backbone={}, final_norm={}, head={})
     for key, value in state.items():
-        new = _rename(key, fmt, marker)
-        if new is None:
-            continue
+        part, new = _rename(key, fmt)
         # An mmpretrain classifier keeps its final (post-pooling) norm as backbone.norm3.
         if fmt == 'mmpretrain' and is_classifier and new.startswith(f'norm{last}.'):
-            new = marker + new.split('.', 1)[1]
-        if new.startswith(marker):
-            if not keep_final_norm:
-                continue
-            new = f'norm{last}.' + new[len(marker):]
-        out[new] = _fix_value(new, value)
-    return out, fmt
+            part, new = 'final_norm', new.split('.', 1)[1]
+        if part == 'backbone':
+            parts[part][new] = _fix_value(new, value)
+        elif part:
+            parts[part][new] = value
+    for key, value in beside.items():  # our and mmpretrain's classifier heads
+        for stored, part in (('head.norm.', 'final_norm'), ('head.fc.', 'head')):
+            if key.startswith(stored):
+                parts[part][key[len(stored):]] = value
+    return SplitCheckpoint(fmt=fmt, last_stage=last, **parts)
+
+
+def convert_and_detect(obj,
+                       keep_final_norm: bool = False,
+                       prefix: Optional[str] = None,
+                       use_ema: bool = False) -> Tuple[StateDict, str]:
+    """:func:`convert_checkpoint`, also naming the source format (for logs and tools).
+
+    Args:
+        obj: A loaded checkpoint or a state dict.
+        keep_final_norm: See :func:`convert_checkpoint`.
+        prefix: See :func:`split_checkpoint`.
+        use_ema: Convert the checkpoint's EMA weights (see :func:`unwrap_state_dict`).
+
+    Returns:
+        The converted state dict and the format name (see :func:`detect_format`).
+
+    Raises:
+        ValueError: See :func:`split_checkpoint`.
+    """
+    split = split_checkpoint(obj, prefix, use_ema)
+    state = dict(split.backbone)
+    if keep_final_norm:
+        state.update({f'norm{split.last_stage}.{k}': v for k, v in split.final_norm.items()})
+    return state, split.fmt
 
 
 def convert_checkpoint(obj, keep_final_norm: bool = False) -> StateDict:
@@ -236,6 +283,27 @@ def convert_checkpoint(obj, keep_final_norm: bool = False) -> StateDict:
         ValueError: The format is not recognised (the message lists some of its keys).
     """
     return convert_and_detect(obj, keep_final_norm)[0]
+
+
+def convert_classifier_checkpoint(obj) -> StateDict:
+    """Convert a whole ConvNeXt classifier checkpoint (official, timm, mmpretrain or ours) into
+    the state dict of :class:`backbones.models.classifier.ImageClassifier`. Idempotent.
+
+    Args:
+        obj: A loaded checkpoint or a state dict.
+
+    Returns:
+        ``backbone.*`` keys (see :func:`convert_checkpoint`) plus ``head.norm.*`` and
+        ``head.fc.*`` when the checkpoint has a classification head.
+
+    Raises:
+        ValueError: The format is not recognised.
+    """
+    split = split_checkpoint(obj)
+    state = {f'backbone.{k}': v for k, v in split.backbone.items()}
+    state.update({f'head.norm.{k}': v for k, v in split.final_norm.items()})
+    state.update({f'head.fc.{k}': v for k, v in split.head.items()})
+    return state
 
 
 def convert_to_official(state_dict: StateDict) -> StateDict:
@@ -281,120 +349,3 @@ def convert_to_mmpretrain(state_dict: StateDict) -> StateDict:
                    .replace('.pwconv2.', '.pointwise_conv2.'))
         out['backbone.' + key] = value
     return out
-
-
-def _load_file(filename: str, map_location):
-    if '://' in str(filename):
-        # Remote checkpoints go through MMEngine's loaders (http, hf, s3...).
-        from mmengine.runner.checkpoint import _load_checkpoint
-        return _load_checkpoint(filename, map_location=map_location)
-    from backbones.engine.checkpoint_io import load_checkpoint_file
-    return load_checkpoint_file(filename, map_location=map_location)
-
-
-def load_pretrained(model: nn.Module,
-                    filename: str,
-                    prefix: Optional[str] = None,
-                    map_location='cpu',
-                    keep_final_norm: bool = False,
-                    use_ema: bool = False) -> Tuple[List[str], List[str]]:
-    """Load a checkpoint of any known format into a ConvNeXt backbone, loudly.
-
-    The file is loaded safely (``weights_only``), converted, checked and loaded with
-    ``strict=False``. Missing output norms are logged as expected, other missing and
-    unexpected keys as warnings.
-
-    Args:
-        model: The backbone (:class:`ConvNeXt` or :class:`ConvNeXtIsotropic`).
-        filename: Path or URL of the checkpoint.
-        prefix: Keep only the keys under this prefix (e.g. ``'backbone.'``) before converting.
-        map_location: Passed to the loader.
-        keep_final_norm: See :func:`convert_checkpoint`.
-        use_ema: Load the checkpoint's EMA weights instead of the raw ones.
-
-    Returns:
-        The missing and the unexpected keys.
-
-    Raises:
-        ValueError: Unrecognised format, no key of the model matched, or a shape mismatch;
-            the message names the file.
-    """
-    obj = _load_file(filename, map_location)
-    name = type(model).__name__
-    try:
-        state, fmt = convert_and_detect(obj, keep_final_norm, prefix, use_ema)
-    except ValueError as e:
-        raise ValueError(f'cannot load checkpoint {filename!r} into {name}: {e}') from e
-    own = model.state_dict()
-    matched = [k for k in state if k in own]
-    if not matched:
-        raise ValueError(
-            f'checkpoint {filename!r} ({fmt} format) matches no parameter of {name}: its keys '
-            f'are {_sample(list(state))}, the model\'s {_sample(list(own))}. Is it the right '
-            'file for this model?')
-    for key in matched:
-        if state[key].shape != own[key].shape:
-            raise ValueError(
-                f'checkpoint {filename!r} does not fit this {name}: {key!r} has shape '
-                f'{tuple(state[key].shape)} in the checkpoint and {tuple(own[key].shape)} in '
-                'the model (wrong arch?)')
-    model.load_state_dict(state, strict=False)
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    fresh_norms = [k for k in missing if _OUTPUT_NORM.match(k)]
-    other_missing = [k for k in missing if not _OUTPUT_NORM.match(k)]
-    print_log(f'{name}: loaded {len(matched)}/{len(own)} tensors from {filename} '
-              f'({fmt} format{", EMA weights" if use_ema else ""})', logger='current')
-    if fresh_norms:
-        print_log(f'{name}: output norms not in the checkpoint, initialised fresh (expected '
-                  f'for classification checkpoints): {", ".join(fresh_norms)}',
-                  logger='current')
-    if other_missing:
-        print_log(f'{name}: missing keys in {filename}, left at their initialisation: '
-                  f'{", ".join(other_missing)}', logger='current', level=logging.WARNING)
-    if unexpected:
-        print_log(f'{name}: unexpected keys in {filename}, ignored: {", ".join(unexpected)}',
-                  logger='current', level=logging.WARNING)
-    return missing, unexpected
-
-
-def trunc_normal_init(module: nn.Module) -> None:
-    """The official init: truncated normal (std 0.02) conv/linear weights, zero biases.
-
-    Args:
-        module: A module, as given by :meth:`torch.nn.Module.apply`.
-    """
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-
-def init_weights_from_cfg(model: nn.Module,
-                          default_init: Callable[[nn.Module], None] = trunc_normal_init) -> None:
-    """``init_weights`` of our backbones: default init, other ``init_cfg`` entries, then a
-    ``Pretrained`` entry through :func:`load_pretrained` (any format, checked).
-
-    Args:
-        model: An MMEngine ``BaseModule`` backbone.
-        default_init: Applied to every submodule first.
-    """
-    if model.is_init:
-        print_log(f'init_weights of {type(model).__name__} has been called more than once.',
-                  logger='current', level=logging.WARNING)
-        return
-    model.apply(default_init)
-    cfgs = model.init_cfg or []
-    cfgs = [cfgs] if isinstance(cfgs, Mapping) else list(cfgs)
-    pretrained = [c for c in cfgs if c.get('type') in ('Pretrained', PretrainedInit)]
-    others = [c for c in cfgs if c not in pretrained]
-    if others:
-        initialize(model, others)
-    if pretrained:
-        cfg = pretrained[-1]
-        if not cfg.get('checkpoint'):
-            raise ValueError(f'init_cfg {cfg} of {type(model).__name__} names no checkpoint')
-        load_pretrained(model, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                        map_location=cfg.get('map_location', 'cpu'),
-                        use_ema=cfg.get('use_ema', False))
-    model.is_init = True

@@ -5,71 +5,15 @@ State-dict names follow the official dense backbone (``downsample_layers``, ``st
 go through :func:`backbones.convert_checkpoint`.
 """
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 
 from backbones.registry import register_model
-from .convert import init_weights_from_cfg
-from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules, standard_layout
+from .base import DECAY_TYPES, Backbone, drop_path_rates
+from .layers import ConvNeXtBlock, LayerNorm2d
 from .presets import CONVNEXT_ARCHS
-
-DECAY_TYPES = ('layer_wise', 'stage_wise')
-
-
-def resolve_arch(arch: Union[str, dict], presets: dict, required: Sequence[str]) -> dict:
-    """Return the settings of a preset name, or check a user-given dict.
-
-    Args:
-        arch: A preset name or a dict of settings.
-        presets: The valid preset names and their settings.
-        required: Keys a user-given dict must have.
-
-    Returns:
-        A new dict of settings.
-
-    Raises:
-        ValueError: ``arch`` is an unknown name, or a dict that misses a required key.
-    """
-    if isinstance(arch, str):
-        if arch not in presets:
-            raise ValueError(f'unknown arch {arch!r}; valid names: {", ".join(presets)} '
-                             f'(or a dict with keys {", ".join(required)})')
-        return dict(presets[arch])
-    if isinstance(arch, dict):
-        missing = [k for k in required if k not in arch]
-        if missing:
-            raise ValueError(f'arch dict {arch} lacks the key(s) {", ".join(missing)}; '
-                             f'it needs {", ".join(required)}')
-        return dict(arch)
-    raise ValueError(f'arch must be a preset name ({", ".join(presets)}) or a dict with keys '
-                     f'{", ".join(required)}, got {type(arch).__name__}')
-
-
-def normalize_indices(indices: Union[int, Sequence[int]], length: int, what: str) -> Tuple[int]:
-    """Turn an int or a sequence of (possibly negative) indices into a sorted tuple.
-
-    Args:
-        indices: One index or a sequence of indices; negative ones count from the end.
-        length: Number of valid positions.
-        what: Name used in the error message.
-
-    Returns:
-        The sorted, de-duplicated non-negative indices.
-
-    Raises:
-        ValueError: An index is out of range.
-    """
-    if isinstance(indices, int):
-        indices = (indices, )
-    result = set()
-    for index in indices:
-        if not -length <= index < length:
-            raise ValueError(f'{what} {index} is out of range for {length} positions')
-        result.add(index % length)
-    return tuple(sorted(result))
 
 
 def convnext_layer_id(param_name: str,
@@ -129,13 +73,14 @@ def convnext_layer_id(param_name: str,
 
 
 @register_model()
-class ConvNeXt(FastInferenceMixin, BaseModule):
+class ConvNeXt(Backbone):
     """ConvNeXt backbone (`A ConvNet for the 2020s <https://arxiv.org/abs/2201.03545>`_ and
     `ConvNeXt V2 <https://arxiv.org/abs/2301.00808>`_), returning multi-scale NCHW features.
 
     Stem: 4x4 conv stride 4 + LayerNorm; between stages: LayerNorm + 2x2 conv stride 2; each
     stage is a run of :class:`ConvNeXtBlock`. Every stage in ``out_indices`` gets its own output
-    LayerNorm ``norm{i}``, as in the official detection/segmentation backbone.
+    LayerNorm ``norm{i}``, as in the official detection/segmentation backbone. The rest of the
+    contract (frozen stages, init, outputs, layout) is :class:`backbones.models.base.Backbone`'s.
 
     Args:
         arch: A preset name (``atto``, ``femto``, ``pico``, ``nano``, ``tiny``, ``small``,
@@ -149,23 +94,21 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
         layer_scale_init_value: Initial layer-scale value; ``None`` or ``0`` disables layer
             scale. Ignored (layer scale off) when ``use_grn`` is True.
         use_grn: Build ConvNeXt V2 blocks (GRN after GELU, no layer scale).
-        frozen_stages: Freeze everything up to and including stage ``frozen_stages``: the stem,
-            ``downsample_layers[:k + 1]``, ``stages[:k + 1]`` and their output norms
-            (``requires_grad=False`` and eval mode, kept after :meth:`train`). -1 freezes nothing.
+        frozen_stages: Freeze the stem and stages ``0..frozen_stages`` with their output norms;
+            -1 freezes nothing.
         with_cp: Activation checkpointing in every block (saves memory, costs time).
         init_cfg: MMEngine init config. ``dict(type='Pretrained', checkpoint=PATH)`` accepts any
             format :func:`backbones.convert_checkpoint` knows (official, timm, mmpretrain, ours,
             whole classifiers or detectors with ``backbone.`` keys); optional keys ``prefix``
-            (keep only keys under it) and ``map_location``.
+            (keep only keys under it), ``map_location`` and ``use_ema``.
         fast_inference: In eval mode, take the inference fast path: layer scale (and GRN's
             bias) folded into ``pwconv2``, fused oneDNN linear + GELU and linear + residual
             kernels on CPU. Outputs equal the plain path to float rounding (tested to 1e-4).
             Training is unchanged. Also switchable later with :meth:`set_fast_inference`.
-
-    Memory layout: the network computes channels-last inside (the blocks' LayerNorm and
-    linears run on NHWC, so their permutes are free views), and everything it returns, from
-    :meth:`forward` and :meth:`forward_features`, in training and eval, is contiguous NCHW.
     """
+
+    ARCHS = CONVNEXT_ARCHS
+    ARCH_KEYS = ('depths', 'dims')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -178,18 +121,13 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  fast_inference: bool = False) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.fast_inference = fast_inference
-        settings = resolve_arch(arch, CONVNEXT_ARCHS, ('depths', 'dims'))
+        super().__init__(out_indices, frozen_stages, num_stages=4, init_cfg=init_cfg)
+        settings = self.resolve_arch(arch)
         self.depths = tuple(int(d) for d in settings['depths'])
         self.dims = tuple(int(d) for d in settings['dims'])
         if len(self.depths) != 4 or len(self.dims) != 4:
             raise ValueError(f'ConvNeXt needs 4 stages: got depths {self.depths} and dims '
                              f'{self.dims}')
-        self.out_indices = normalize_indices(out_indices, 4, 'out_indices entry')
-        if not -1 <= frozen_stages < 4:
-            raise ValueError(f'frozen_stages must be in [-1, 3], got {frozen_stages}')
-        self.frozen_stages = frozen_stages
         self.use_grn = use_grn
         # V2 replaced layer scale by GRN; the official V2 blocks have no gamma.
         self.layer_scale_init_value = None if use_grn else layer_scale_init_value
@@ -204,86 +142,29 @@ class ConvNeXt(FastInferenceMixin, BaseModule):
                 nn.Sequential(
                     LayerNorm2d(self.dims[i - 1]),
                     nn.Conv2d(self.dims[i - 1], self.dims[i], kernel_size=2, stride=2)))
-
-        # One linspace over all blocks, split by stage (the official rule).
-        # (An explicit CPU device keeps this working under a `torch.device('meta')` context.)
-        rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
-        rates = [rates[sum(self.depths[:i]):sum(self.depths[:i + 1])] for i in range(4)]
         self.stages = nn.ModuleList()
-        for i in range(4):
+        for dim, rates in zip(self.dims, drop_path_rates(self.depths, drop_path_rate)):
             self.stages.append(
                 nn.Sequential(*[
                     ConvNeXtBlock(
-                        self.dims[i],
+                        dim,
                         drop_path=rate,
                         layer_scale_init_value=self.layer_scale_init_value,
                         use_grn=use_grn,
                         with_cp=with_cp,
-                        fast_inference=fast_inference) for rate in rates[i]
+                        fast_inference=fast_inference) for rate in rates
                 ]))
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
         self._freeze_stages()
 
-    def init_weights(self) -> None:
-        """Truncated-normal init (std 0.02) of conv/linear weights with zero biases, then any
-        ``init_cfg``; a ``Pretrained`` one is converted from any known format and checked."""
-        init_weights_from_cfg(self)
-
-    def _freeze_stages(self) -> None:
-        for i in range(self.frozen_stages + 1):
-            modules = [self.downsample_layers[i], self.stages[i]]
-            if i in self.out_indices:
-                modules.append(getattr(self, f'norm{i}'))
-            freeze_modules(modules)
-
-    def train(self, mode: bool = True) -> 'ConvNeXt':
-        """Set train/eval mode, keeping frozen stages in eval mode.
-
-        Args:
-            mode: Training mode (True) or evaluation mode (False).
-
-        Returns:
-            This module.
-        """
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Run all four stages and return their raw outputs (before the output norms).
-
-        Args:
-            x: Images, ``(N, C_in, H, W)``.
-
-        Returns:
-            The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``, contiguous.
-        """
-        features = []
-        x = self._prepare_input(x)
+    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
-            features.append(x)
-        return list(standard_layout(features))
+            yield x
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return the normalised outputs of the stages in ``out_indices``.
-
-        Args:
-            x: Images, ``(N, C_in, H, W)``.
-
-        Returns:
-            One contiguous ``(N, dims[i], H_i, W_i)`` tensor per entry of ``out_indices``, in
-            stage order.
-        """
-        outs = []
-        x = self._prepare_input(x)
-        last = self.out_indices[-1]
-        for i in range(last + 1):
-            x = self.stages[i](self.downsample_layers[i](x))
-            if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x))
-        return standard_layout(outs)
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        return [self.downsample_layers[stage], self.stages[stage]]
 
     def get_layer_id(self,
                      param_name: str,

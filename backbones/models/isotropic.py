@@ -4,16 +4,14 @@ State-dict names follow the official ``ConvNeXtIsotropic`` (``stem``, ``blocks.{
 dense-use output norms are ``norm{j}`` for the blocks in ``out_indices``.
 """
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 
 from backbones.registry import register_model
-from .convert import init_weights_from_cfg
-from .convnext import DECAY_TYPES, normalize_indices, resolve_arch
-from .layers import ConvNeXtBlock, FastInferenceMixin, LayerNorm2d, freeze_modules, standard_layout
+from .base import DECAY_TYPES, Backbone, drop_path_rates
+from .layers import ConvNeXtBlock, LayerNorm2d
 from .presets import ISOTROPIC_ARCHS
 
 
@@ -56,8 +54,11 @@ def isotropic_layer_id(param_name: str,
 
 
 @register_model()
-class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
+class ConvNeXtIsotropic(Backbone):
     """Isotropic ConvNeXt backbone: ``stem`` (16x16 conv, stride 16) then ``blocks``.
+
+    Its stages, in the sense of :class:`backbones.models.base.Backbone`, are the blocks: stage
+    ``j`` is block ``j``, all of them ``dim`` wide at stride 16.
 
     Args:
         arch: ``'small'`` (384 x 18), ``'base'`` (768 x 18), ``'large'`` (1024 x 36), or a dict
@@ -71,15 +72,15 @@ class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
             for L, as the official models were trained); a float sets it; ``None`` or ``0``
             disables layer scale.
         with_cp: Activation checkpointing in every block.
-        frozen_stages: Freeze the stem and blocks ``0..frozen_stages`` with their output norms
-            (eval mode, no grad, kept after :meth:`train`); -1 freezes nothing.
+        frozen_stages: Freeze the stem and blocks ``0..frozen_stages`` with their output norms;
+            -1 freezes nothing.
         init_cfg: MMEngine init config; ``Pretrained`` accepts official isotropic checkpoints
             and ours (see :func:`backbones.convert_checkpoint`).
         fast_inference: Eval-mode fast path, as for :class:`backbones.models.convnext.ConvNeXt`.
-
-    Memory layout as for :class:`backbones.models.convnext.ConvNeXt`: channels-last inside,
-    contiguous NCHW out.
     """
+
+    ARCHS = ISOTROPIC_ARCHS
+    ARCH_KEYS = ('depth', 'dim')
 
     def __init__(self,
                  arch: Union[str, dict] = 'small',
@@ -91,93 +92,39 @@ class ConvNeXtIsotropic(FastInferenceMixin, BaseModule):
                  frozen_stages: int = -1,
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  fast_inference: bool = False) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.fast_inference = fast_inference
-        settings = resolve_arch(arch, ISOTROPIC_ARCHS, ('depth', 'dim'))
-        self.depth = int(settings['depth'])
-        self.dim = int(settings['dim'])
+        settings = self.resolve_arch(arch)
+        depth, dim = int(settings['depth']), int(settings['dim'])
+        if out_indices is None:
+            out_indices = sorted({max(0, depth * (k + 1) // 4 - 1) for k in range(4)})
+        super().__init__(out_indices, frozen_stages, num_stages=depth, init_cfg=init_cfg)
+        self.depth, self.dim = depth, dim
+        self.dims = (dim, ) * depth
         if layer_scale_init_value == 'arch':
             layer_scale_init_value = settings.get('layer_scale_init_value')
         self.layer_scale_init_value = layer_scale_init_value
-        if out_indices is None:
-            out_indices = sorted({max(0, self.depth * (k + 1) // 4 - 1) for k in range(4)})
-        self.out_indices = normalize_indices(out_indices, self.depth, 'out_indices entry')
-        if not -1 <= frozen_stages < self.depth:
-            raise ValueError(f'frozen_stages must be in [-1, {self.depth - 1}], got '
-                             f'{frozen_stages}')
-        self.frozen_stages = frozen_stages
 
-        self.stem = nn.Conv2d(in_channels, self.dim, kernel_size=16, stride=16)
-        rates = torch.linspace(0, drop_path_rate, self.depth, device='cpu').tolist()
+        self.stem = nn.Conv2d(in_channels, dim, kernel_size=16, stride=16)
         self.blocks = nn.Sequential(*[
             ConvNeXtBlock(
-                self.dim,
+                dim,
                 drop_path=rate,
                 layer_scale_init_value=layer_scale_init_value,
                 with_cp=with_cp,
-                fast_inference=fast_inference) for rate in rates
+                fast_inference=fast_inference)
+            for rate in drop_path_rates([depth], drop_path_rate)[0]
         ])
         for j in self.out_indices:
-            self.add_module(f'norm{j}', LayerNorm2d(self.dim))
+            self.add_module(f'norm{j}', LayerNorm2d(dim))
         self._freeze_stages()
 
-    def init_weights(self) -> None:
-        """Truncated-normal init (std 0.02) of conv/linear weights with zero biases, then any
-        ``init_cfg``; a ``Pretrained`` one is converted and checked."""
-        init_weights_from_cfg(self)
+    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+            yield x
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        modules = [self.stem] + list(self.blocks[:self.frozen_stages + 1])
-        modules += [getattr(self, f'norm{j}') for j in self.out_indices if j <= self.frozen_stages]
-        freeze_modules(modules)
-
-    def train(self, mode: bool = True) -> 'ConvNeXtIsotropic':
-        """Set train/eval mode, keeping frozen blocks in eval mode.
-
-        Args:
-            mode: Training mode (True) or evaluation mode (False).
-
-        Returns:
-            This module.
-        """
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Return the raw outputs (before the output norms) of the blocks in ``out_indices``.
-
-        Args:
-            x: Images, ``(N, C_in, H, W)``.
-
-        Returns:
-            One contiguous ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
-        """
-        return list(standard_layout(self._block_outputs(x)))
-
-    def _block_outputs(self, x: torch.Tensor) -> List[torch.Tensor]:
-        features = []
-        x = self.stem(self._prepare_input(x))
-        for j in range(self.out_indices[-1] + 1):
-            x = self.blocks[j](x)
-            if j in self.out_indices:
-                features.append(x)
-        return features
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return the normalised outputs of the blocks in ``out_indices``.
-
-        Args:
-            x: Images, ``(N, C_in, H, W)``.
-
-        Returns:
-            One ``(N, dim, H / 16, W / 16)`` tensor per entry of ``out_indices``.
-        """
-        features = self._block_outputs(x)
-        return standard_layout(
-            getattr(self, f'norm{j}')(f) for j, f in zip(self.out_indices, features))
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        return ([self.stem] if stage == 0 else []) + [self.blocks[stage]]
 
     def get_layer_id(self,
                      param_name: str,

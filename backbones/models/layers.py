@@ -58,30 +58,6 @@ def standard_layout(features: Iterable[torch.Tensor]) -> Tuple[torch.Tensor, ...
     return tuple(f.contiguous() for f in features)
 
 
-class FastInferenceMixin:
-    """For backbones of :class:`ConvNeXtBlock` with a ``fast_inference`` attribute: the switch,
-    and the channels-last layout they compute in."""
-
-    fast_inference: bool = False
-
-    def set_fast_inference(self, enabled: bool = True):
-        """Switch the eval-mode fast path (see the backbone's ``fast_inference``) on or off.
-
-        Args:
-            enabled: True for the fast path, False for the plain path.
-
-        Returns:
-            This module.
-        """
-        return set_fast_inference(self, enabled)
-
-    @staticmethod
-    def _prepare_input(x: torch.Tensor) -> torch.Tensor:
-        # The blocks work channels-last (their LayerNorm and linears run on NHWC), so every
-        # permute in between is a free view; outputs go back to NCHW in standard_layout.
-        return x.contiguous(memory_format=torch.channels_last)
-
-
 def freeze_modules(modules: Iterable[nn.Module]) -> None:
     """Put modules in eval mode and stop their parameters from training (frozen stages).
 

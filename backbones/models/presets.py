@@ -1,13 +1,9 @@
-"""Architecture presets of ConvNeXt and isotropic ConvNeXt, and the paper's complexity figures.
+"""Architecture presets of ConvNeXt and isotropic ConvNeXt (the paper's figures for them are in
+``backbones/data/paper.json``, read by :mod:`backbones.analysis`).
 
 Kept apart from the model code so that the model files hold only model logic (see STYLE.md).
-Figures are the authors' (PAPER.md section 1): ``params`` in millions for the ImageNet-1K
-classifier (backbone + final LayerNorm + 1000-way linear head), ``gflops`` at 224x224 with one
-fused multiply-add counted as one FLOP.
 """
 from typing import Dict, Tuple
-
-from backbones.analysis.paper import load_paper
 
 #: Dense (four-stage) ConvNeXt presets: blocks per stage and channels per stage.
 #: atto/femto/pico/nano are the ConvNeXt V2 sizes (timm originals); huge is V2 only.
@@ -24,13 +20,6 @@ CONVNEXT_ARCHS: Dict[str, Dict[str, Tuple[int, ...]]] = {
     'huge': dict(depths=(3, 3, 27, 3), dims=(352, 704, 1408, 2816)),
 }
 
-#: Paper figures for the dense presets: (params in M, GFLOPs at 224), from
-#: ``backbones/data/paper.json`` (the one place the paper's numbers live).
-CONVNEXT_PAPER_COMPLEXITY: Dict[str, Tuple[float, float]] = {
-    arch: (float(row['params_m']), float(row['gflops']))
-    for arch, row in load_paper()['backbones'].items()
-}
-
 #: Isotropic ConvNeXt presets (16x16 patchify stem, one resolution throughout). The official
 #: models were trained without layer scale for S and B and with layer scale 1e-6 for L
 #: (official TRAINING.md: ``--layer_scale_init_value 0`` for S/B, the 1e-6 default for L).
@@ -38,10 +27,4 @@ ISOTROPIC_ARCHS: Dict[str, dict] = {
     'small': dict(depth=18, dim=384, layer_scale_init_value=None),
     'base': dict(depth=18, dim=768, layer_scale_init_value=None),
     'large': dict(depth=36, dim=1024, layer_scale_init_value=1e-6),
-}
-
-#: Paper figures for the isotropic presets: (params in M, GFLOPs at 224), from the data file.
-ISOTROPIC_PAPER_COMPLEXITY: Dict[str, Tuple[float, float]] = {
-    arch: (float(row['params_m']), float(row['gflops']))
-    for arch, row in load_paper()['isotropic'].items()
 }

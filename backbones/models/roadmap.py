@@ -2,72 +2,32 @@
 
 :class:`ModernizedResNet` builds the network of one step of :data:`ROADMAP_STEPS`. A step is the
 previous one plus one change; the changes are flags switched on from a fixed step index
-(:func:`roadmap_spec`), so no step can drift from its predecessor.
-
-Design facts, chosen so that the GFLOPs of every row match the paper (one multiply-add = one
-FLOP, ``mmengine.analysis.FlopAnalyzer`` on the 224x224 classifier, see :func:`roadmap_gflops`):
-
-* Downsampling before the last two steps happens in the first block of stages 1-3, as in
-  torchvision's ResNet-50: stride 2 in the block's spatial (3x3 or depthwise) conv and a 1x1
-  stride-2 projection shortcut + BN. The inverted bottleneck's hidden width is 4x the block's
-  output width. With the stride in the spatial conv, the inverted block's first 1x1
-  (C_in -> 4 C_out) runs at the input resolution (4.64 G); moving the depthwise conv up makes it
-  the strided layer, so both 1x1s run at the output resolution (4.07 G). Putting the stride in
-  the first 1x1 instead would give ResNet-50 3.88 G.
-* Norms are counted in eval mode: BN costs 2 FLOPs per element there, 5 (like LN) in train
-  mode. Norms add at most 0.05 G in eval mode; train mode would put ``inverted_bottleneck``
-  2.6% over the paper, so the table counts eval-mode models (conv/linear MACs, essentially).
-* BN -> LN: swapping the one norm per block changes <0.01 G (3 more FLOPs per element over
-  about 2.5 M elements), so the paper's +0.31 G cannot come from the norms. It is exactly the
-  cost of taking downsampling out of the blocks: a 2x2 stride-2 conv C -> 2C between stages
-  and the first block of each stage running at 2C, minus the 1x1 shortcut, 0.105 G per
-  transition; the paper's 4.46 equals the conv cost of the ConvNeXt-T layout (4.456 G).
-  Hence ``layer_norm`` = BN -> LN plus the 2x2 stride-2 downsampling convs, and
-  ``separate_downsampling`` adds what the paper says made them train stably: LN after the
-  stem, LN before each downsampling conv and LN after global pooling (``norm{i}`` output
-  norms for dense tasks), plus layer scale. That last step is ConvNeXt-T, module for module.
-* Stems: 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max pool (ResNet), then a bare 4x4
-  stride-4 conv ("patchify"; the paper adds the LN after it in the last step).
-* Layer scale is not a roadmap step; the paper lists it with the training recipe. It is on
-  (1e-6) only in the last step, where ConvNeXt-T has it; ``layer_scale_init_value`` turns it
-  on for any step.
+(:func:`roadmap_spec`), so no step can drift from its predecessor. Why each step is built the
+way it is (downsampling inside the blocks, what ``layer_norm`` and ``separate_downsampling``
+hold) follows from matching the paper's GFLOPs row by row: docs/roadmap.md.
 """
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.model import BaseModule
 from timm.layers import DropPath
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from backbones.analysis.paper import load_paper
 from backbones.registry import register_model
-from .convert import init_weights_from_cfg
-from .convnext import convnext_layer_id, normalize_indices
-from .layers import ConvNeXtBlock, LayerNorm2d, freeze_modules, standard_layout
+from .base import Backbone, drop_path_rates
+from .convert import StateDict, unwrap_state_dict
+from .convnext import convnext_layer_id
+from .layers import ConvNeXtBlock, LayerNorm2d
+from .loading import trunc_normal_init
 
 #: The rows of the paper's roadmap (PAPER.md section 2), in order, from ResNet-50 to ConvNeXt-T.
 ROADMAP_STEPS: Tuple[str, ...] = (
     'resnet50', 'enhanced_recipe', 'stage_ratio', 'patchify_stem', 'depthwise_conv', 'width',
     'inverted_bottleneck', 'move_up_dwconv', 'kernel_size', 'gelu', 'fewer_activations',
     'fewer_norms', 'layer_norm', 'separate_downsampling')
-
-#: Paper GFLOPs at 224x224 per step (Table 10); ``kernel_size`` is the 7x7 row. From
-#: ``backbones/data/paper.json``.
-ROADMAP_PAPER_GFLOPS: Dict[str, float] = {
-    step: float(row['gflops'])
-    for step, row in load_paper()['roadmap']['steps'].items()
-}
-
-#: Paper GFLOPs of the kernel-size variants of the ``kernel_size`` step.
-ROADMAP_PAPER_KERNEL_GFLOPS: Dict[int, float] = {
-    int(k): float(row['gflops'])
-    for k, row in load_paper()['roadmap']['kernel_variants'].items()
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,18 +217,16 @@ def _resnet_init(module: nn.Module) -> None:
 
 
 @register_model()
-class ModernizedResNet(BaseModule):
+class ModernizedResNet(Backbone):
     """One step of the ConvNeXt paper's roadmap from ResNet-50 to ConvNeXt-T, as a backbone.
 
-    The step names are :data:`ROADMAP_STEPS`; the design of each is in the module docstring
-    and :func:`roadmap_spec`. Every step returns NCHW features at strides 4, 8, 16 and 32
-    (``out_channels``: 256-2048 for the ResNet bottlenecks, 384-3072 after ``width``, 96-768
-    from ``inverted_bottleneck`` on). The last step, ``separate_downsampling``, has the same
-    modules and state-dict names as ``ConvNeXt(arch='tiny')`` and loads its checkpoints.
-
-    A classifier puts global average pooling over the last output of :meth:`forward_features`,
-    a LayerNorm when ``final_norm`` is True (only the last step, like ConvNeXt), and a
-    ``Linear(num_features, num_classes)`` on top (:class:`RoadmapClassifier`).
+    The step names are :data:`ROADMAP_STEPS`; the design of each is :func:`roadmap_spec`
+    (docs/roadmap.md says why). Every step returns NCHW features at strides 4, 8, 16 and 32
+    (``dims``: 256-2048 for the ResNet bottlenecks, 384-3072 after ``width``, 96-768 from
+    ``inverted_bottleneck`` on). The last step, ``separate_downsampling``, has the same modules
+    and state-dict names as ``ConvNeXt(arch='tiny')`` and loads its checkpoints. The rest of the
+    contract is :class:`backbones.models.base.Backbone`'s; a classifier on a step puts a
+    LayerNorm after pooling only in the last step (``final_norm``), like ConvNeXt.
 
     Args:
         step: One of :data:`ROADMAP_STEPS`.
@@ -287,14 +245,14 @@ class ModernizedResNet(BaseModule):
             all blocks.
         layer_scale_init_value: Initial layer-scale value; 0 disables it. ``None``: 1e-6 in
             the last step (as ConvNeXt-T), off before.
-        frozen_stages: Freeze the stem and stages up to and including this index
-            (``requires_grad=False``, eval mode, kept after :meth:`train`); -1 freezes nothing.
+        frozen_stages: Freeze the stem and stages up to and including this index; -1 freezes
+            nothing.
         norm_eval: Keep BatchNorm layers in eval mode while training (detection practice for
             the BatchNorm steps).
         with_cp: Activation checkpointing in every block.
         init_cfg: MMEngine init config. The ConvNeXt-layout steps load ``Pretrained``
             checkpoints of any ConvNeXt format (see :func:`backbones.convert_checkpoint`); the
-            others load their own checkpoints through MMEngine.
+            BatchNorm steps load their own (plain state dicts, prefixes and EMA as usual).
 
     Raises:
         ValueError: Unknown ``step`` (the message lists :data:`ROADMAP_STEPS`), a kernel
@@ -314,7 +272,7 @@ class ModernizedResNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(out_indices, frozen_stages, num_stages=4, init_cfg=init_cfg)
         spec = roadmap_spec(step)
         before_kernel_step = ROADMAP_STEPS.index(step) < ROADMAP_STEPS.index('kernel_size')
         if kernel_size is None:
@@ -324,8 +282,6 @@ class ModernizedResNet(BaseModule):
                              f'convs; got kernel_size={kernel_size}')
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'kernel_size must be a positive odd number, got {kernel_size}')
-        if not -1 <= frozen_stages < 4:
-            raise ValueError(f'frozen_stages must be in [-1, 3], got {frozen_stages}')
         if layer_scale_init_value is None:
             layer_scale_init_value = 1e-6 if spec.resolution_norms else 0.
         self.step = step
@@ -333,19 +289,15 @@ class ModernizedResNet(BaseModule):
         self.kernel_size = kernel_size
         self.act_cfg = dict(act_cfg) if act_cfg else dict(type=spec.act_type)
         self.depths = spec.depths
-        self.out_indices = normalize_indices(out_indices, 4, 'out_indices entry')
-        self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        widths = [spec.base_width * 2**i for i in range(4)]
-        #: Channels of each stage's output (all four stages, whatever ``out_indices``).
-        self.dims = tuple(widths if spec.inverted else [4 * w for w in widths])
-        #: Channels of the maps :meth:`forward` returns, one per entry of ``out_indices``.
-        self.out_channels = [self.dims[i] for i in self.out_indices]
-        #: Channels a classification head sees after global pooling.
-        self.num_features = self.dims[-1]
-        #: Whether the step's classifier has a LayerNorm after global pooling.
+        # The ConvNeXt-layout steps compute channels-last and start like ConvNeXt; the
+        # BatchNorm steps keep NCHW and torchvision's ResNet init.
+        self.channels_last_inside = spec.convnext_layout
+        self.default_init = trunc_normal_init if spec.convnext_layout else _resnet_init
         self.final_norm = spec.resolution_norms
-        rates = torch.linspace(0, drop_path_rate, sum(self.depths)).split(list(self.depths))
+        widths = [spec.base_width * 2**i for i in range(4)]
+        self.dims = tuple(widths if spec.inverted else [4 * w for w in widths])
+        rates = drop_path_rates(self.depths, drop_path_rate)
         if spec.convnext_layout:
             self._build_convnext_layout(in_channels, rates, layer_scale_init_value, with_cp,
                                         act_cfg)
@@ -357,7 +309,7 @@ class ModernizedResNet(BaseModule):
                 self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
         self._freeze_stages()
 
-    def _build_resnet_layout(self, in_channels: int, rates: Sequence[torch.Tensor],
+    def _build_resnet_layout(self, in_channels: int, rates: Sequence[Sequence[float]],
                              norm_cfg: dict, layer_scale_init_value: float,
                              with_cp: bool) -> None:
         spec = self.spec
@@ -397,7 +349,7 @@ class ModernizedResNet(BaseModule):
             self.stages.append(nn.Sequential(*blocks))
             in_dim = out_dim
 
-    def _build_convnext_layout(self, in_channels: int, rates: Sequence[torch.Tensor],
+    def _build_convnext_layout(self, in_channels: int, rates: Sequence[Sequence[float]],
                                layer_scale_init_value: float, with_cp: bool,
                                act_cfg: Optional[dict]) -> None:
         # The same modules under the same names as ConvNeXt, so the last step loads its
@@ -429,24 +381,30 @@ class ModernizedResNet(BaseModule):
                     block.act = build_activation_layer(self.act_cfg)
             self.stages.append(nn.Sequential(*blocks))
 
-    def init_weights(self) -> None:
-        """Initialise: ConvNeXt's truncated-normal init for the ConvNeXt-layout steps,
-        torchvision's ResNet init (Kaiming, fan-out) for the BatchNorm steps; then
-        ``init_cfg``."""
+    def convert_checkpoint(self, checkpoint, keep_final_norm: bool = False, prefix=None,
+                           use_ema: bool = False) -> Tuple[StateDict, str]:
+        """A checkpoint of this step: any ConvNeXt format for the ConvNeXt-layout steps, our
+        own plain state dicts (``backbone.``/``module.`` prefixes and EMA handled) for the
+        BatchNorm steps, which exist nowhere else."""
         if self.spec.convnext_layout:
-            init_weights_from_cfg(self)
-            return
-        if not self.is_init:
-            self.apply(_resnet_init)
-        # Our own BatchNorm-step checkpoints are plain state dicts: MMEngine loads them.
-        super().init_weights()
+            return super().convert_checkpoint(checkpoint, keep_final_norm=keep_final_norm,
+                                              prefix=prefix, use_ema=use_ema)
+        state = unwrap_state_dict(checkpoint, use_ema)
+        if prefix is None and any(k.startswith('backbone.') for k in state):
+            prefix = 'backbone.'
+        if prefix:
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if not state:
+                raise ValueError(f'no key starts with the prefix {prefix!r}')
+        return state, 'ours'
 
-    def _freeze_stages(self) -> None:
-        for i in range(self.frozen_stages + 1):
-            modules = [self.downsample_layers[i], self.stages[i]]
-            if hasattr(self, f'norm{i}'):
-                modules.append(getattr(self, f'norm{i}'))
-            freeze_modules(modules)
+    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+            yield x
+
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        return [self.downsample_layers[stage], self.stages[stage]]
 
     def train(self, mode: bool = True) -> 'ModernizedResNet':
         """Set train/eval mode, keeping frozen stages (and BN layers with ``norm_eval``) in
@@ -459,54 +417,11 @@ class ModernizedResNet(BaseModule):
             This module.
         """
         super().train(mode)
-        self._freeze_stages()
         if mode and self.norm_eval:
             for module in self.modules():
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
-
-    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Run all four stages and return their raw outputs (before any output norm).
-
-        Args:
-            x: Images, ``(N, C_in, H, W)``.
-
-        Returns:
-            The four stage outputs, ``(N, dims[i], H / 2**(i+2), W / 2**(i+2))``.
-        """
-        features = []
-        x = self._prepare_input(x)
-        for downsample, stage in zip(self.downsample_layers, self.stages):
-            x = stage(downsample(x))
-            features.append(x)
-        return list(standard_layout(features))
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return the outputs of the stages in ``out_indices`` (normalised in the last step).
-
-        Args:
-            x: Images, ``(N, C_in, H, W)``.
-
-        Returns:
-            One ``(N, out_channels[k], H / 2**(i+2), W / 2**(i+2))`` tensor per stage ``i`` in
-            ``out_indices``, in stage order.
-        """
-        outs = []
-        x = self._prepare_input(x)
-        for i in range(self.out_indices[-1] + 1):
-            x = self.stages[i](self.downsample_layers[i](x))
-            if i in self.out_indices:
-                norm = getattr(self, f'norm{i}', None)
-                outs.append(norm(x) if norm is not None else x)
-        return standard_layout(outs)
-
-    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        # The ConvNeXt-layout steps compute channels-last like ConvNeXt; the BatchNorm steps in
-        # the input's layout. Both return contiguous NCHW (standard_layout).
-        if self.spec.convnext_layout:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
 
     def get_layer_id(self,
                      param_name: str,
@@ -530,48 +445,4 @@ class ModernizedResNet(BaseModule):
         return convnext_layer_id(param_name, self.depths, num_layers, decay_type)
 
 
-class RoadmapClassifier(nn.Module):
-    """The ImageNet classifier of one roadmap step, as the paper measures it: backbone,
-    global average pooling, a LayerNorm if the step has one (``final_norm``), linear head.
-
-    Args:
-        step: One of :data:`ROADMAP_STEPS`.
-        num_classes: Number of classes.
-        **backbone_kwargs: Further :class:`ModernizedResNet` arguments (``kernel_size``,
-            ``act_cfg``...).
-    """
-
-    def __init__(self, step: str, num_classes: int = 1000, **backbone_kwargs) -> None:
-        super().__init__()
-        self.backbone = ModernizedResNet(step=step, out_indices=(3, ), **backbone_kwargs)
-        dim = self.backbone.num_features
-        self.norm = nn.LayerNorm(dim, eps=1e-6) if self.backbone.final_norm else nn.Identity()
-        self.head = nn.Linear(dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.backbone.forward_features(x)[-1]
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N, C, H, W) -> (N, C)
-        return self.head(self.norm(x))
-
-
-def roadmap_gflops(step: str, kernel_size: Optional[int] = None, img_size: int = 224) -> float:
-    """GFLOPs of a step's classifier (:class:`RoadmapClassifier`) in eval mode, counted by
-    ``mmengine.analysis.FlopAnalyzer`` (one multiply-add = one FLOP), as in the paper's table.
-
-    Args:
-        step: One of :data:`ROADMAP_STEPS`.
-        kernel_size: Kernel size of the spatial conv; ``None`` for the step's default.
-        img_size: Side of the square input.
-
-    Returns:
-        The FLOPs in units of 1e9.
-    """
-    from backbones.analysis.complexity import count_flops
-    model = RoadmapClassifier(step, kernel_size=kernel_size).eval()
-    return count_flops(model, torch.zeros(1, 3, img_size, img_size)) / 1e9
-
-
-__all__ = [
-    'ROADMAP_STEPS', 'ROADMAP_PAPER_GFLOPS', 'ROADMAP_PAPER_KERNEL_GFLOPS', 'RoadmapSpec',
-    'roadmap_spec', 'RoadmapBlock', 'ModernizedResNet', 'RoadmapClassifier', 'roadmap_gflops'
-]
+__all__ = ['ROADMAP_STEPS', 'RoadmapSpec', 'roadmap_spec', 'RoadmapBlock', 'ModernizedResNet']

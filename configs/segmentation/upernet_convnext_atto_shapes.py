@@ -5,11 +5,11 @@
 # Same test protocol as the paper's rows: sliding window (crop 128, stride 85) by default,
 # multi-scale + flip with tools/test.py --tta.
 #   python tools/train.py configs/segmentation/upernet_convnext_atto_shapes.py
-# No init_cfg: the backbone starts from random weights. To start from a pretrained one (the
-# keys are new, and a None init_cfg could not be merged into):
+# The backbone starts from scratch (init_cfg=None). To start from a pretrained one, replace
+# the None (`_delete_`) with a Pretrained init; the keys are new, hence --allow-new-keys:
 #   python tools/train.py configs/segmentation/upernet_convnext_atto_shapes.py --allow-new-keys \
-#       --cfg-options model.backbone.init_cfg.type=Pretrained \
-#       model.backbone.init_cfg.checkpoint=PATH
+#       --cfg-options model.backbone.init_cfg._delete_=True \
+#       model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PATH
 _base_ = [
     '_base_/models/upernet_convnext.py', '_base_/datasets/shapes_ade.py',
     '_base_/schedules/demo_400it.py', '_base_/default_runtime.py'
@@ -19,7 +19,7 @@ crop_size = (128, 128)
 num_classes = 3
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(arch='atto', drop_path_rate=0.0),
+    backbone=dict(arch='atto', drop_path_rate=0.0, init_cfg=None),
     decode_head=dict(in_channels=[40, 80, 160, 320], channels=64, num_classes=num_classes),
     auxiliary_head=dict(in_channels=160, channels=32, num_classes=num_classes),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(85, 85)))

@@ -25,7 +25,8 @@ import warnings
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from backbones.analysis.complexity import config_complexity, preset_complexity  # noqa: E402
+from backbones.analysis.complexity import (config_complexity, preset_complexity,  # noqa: E402
+                                           roadmap_gflops)
 from backbones.analysis.paper import load_paper, paper_row  # noqa: E402
 
 CONFIG_DIRS = dict(classification='classification', coco='detection', ade20k='segmentation')
@@ -53,7 +54,6 @@ def rows(paper):
     for arch, row in paper['isotropic'].items():
         yield (f'isotropic/{arch}', row['params_m'] * 1e6, row['gflops'] * 1e9,
                lambda flops, a=arch: _cx(preset_complexity(a, isotropic=True, flops=flops)))
-    from backbones.models.roadmap import roadmap_gflops
     for step, row in paper['roadmap']['steps'].items():
         yield (f'roadmap/{step}', None, row['gflops'] * 1e9,
                lambda flops, s=step: (None, roadmap_gflops(s) * 1e9 if flops else None))

@@ -1,0 +1,133 @@
+"""The package's layering: no import cycle, models below analysis and the demo, every module
+importable on its own, and no toolkit import hidden inside a function to dodge a cycle."""
+import ast
+import os
+import os.path as osp
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import REPO, tool_env
+
+PACKAGE = osp.join(REPO, 'backbones')
+#: Layers that must not import the ones named (models know nothing of analysis or the demo).
+FORBIDDEN = {
+    'backbones.models': ('backbones.analysis', 'backbones.demo'),
+    'backbones.analysis': ('backbones.demo', ),
+    'backbones.datasets': ('backbones.analysis', 'backbones.demo', 'backbones.models'),
+    'backbones.engine': ('backbones.analysis', 'backbones.demo', 'backbones.models'),
+}
+
+
+def modules():
+    """Dotted name -> file of every module of the package."""
+    found = {}
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith('.py'):
+                path = osp.join(root, name)
+                dotted = osp.relpath(path, REPO)[:-3].replace(os.sep, '.')
+                found[dotted[:-len('.__init__')] if dotted.endswith('.__init__') else dotted] = path
+    return found
+
+
+def _resolve(module, node, is_package):
+    """The toolkit modules an import statement of ``module`` names."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.startswith('backbones')]
+    if node.level:
+        base = module.split('.')
+        base = base[:len(base) - node.level + (1 if is_package else 0)]
+        target = '.'.join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ''
+    if not target.startswith('backbones'):
+        return []
+    # `from pkg import name` may name a submodule.
+    return [target] + [f'{target}.{a.name}' for a in node.names]
+
+
+def import_graph():
+    """(module -> imported toolkit modules at module level, function-level imports)."""
+    mods = modules()
+    graph, nested = {}, []
+    for module, path in mods.items():
+        tree = ast.parse(open(path).read(), path)
+        is_package = path.endswith('__init__.py')
+        edges = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            targets = [t for t in _resolve(module, node, is_package) if t in mods]
+            if node.col_offset == 0:
+                edges.update(targets)
+            elif targets:
+                nested.append(f'{module}:{node.lineno} imports {targets[0]}')
+        graph[module] = edges - {module}
+    return graph, nested
+
+
+def _parent_packages(module):
+    # Sub-packages only: everything is imported through the root package's __init__, which
+    # Python lets its submodules re-enter while it is still running.
+    parts = module.split('.')
+    return ['.'.join(parts[:i]) for i in range(2, len(parts))]
+
+
+def test_no_import_cycle():
+    graph, _ = import_graph()
+    # Importing a module first runs its parent packages' __init__, so they count as imported.
+    full = {m: set(e) | {p for t in e for p in _parent_packages(t)} - {m} - set(
+        _parent_packages(m)) for m, e in graph.items()}
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = 'open'
+        stack.append(node)
+        for nxt in sorted(full[node]):
+            if state.get(nxt) == 'open':
+                cycle = stack[stack.index(nxt):] + [nxt]
+                raise AssertionError('import cycle: ' + ' -> '.join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 'done'
+
+    for node in sorted(full):
+        if node not in state:
+            visit(node)
+
+
+def test_layers_import_downwards_only():
+    graph, _ = import_graph()
+    wrong = [f'{m} imports {t}' for m, targets in graph.items() for t in targets
+             for layer, banned in FORBIDDEN.items()
+             if (m == layer or m.startswith(layer + '.')) and t.startswith(banned)]
+    assert not wrong, wrong
+
+
+def test_no_toolkit_import_inside_functions():
+    _, nested = import_graph()
+    assert not nested, nested
+
+
+def test_no_lazy_module_getattr():
+    for module, path in modules().items():
+        tree = ast.parse(open(path).read(), path)
+        assert not any(isinstance(n, ast.FunctionDef) and n.name == '__getattr__'
+                       for n in tree.body), module
+
+
+def _import_alone(module):
+    proc = subprocess.run([sys.executable, '-c', f'import {module}'], cwd=REPO, env=tool_env(),
+                          capture_output=True, text=True, timeout=300)
+    return module, proc.returncode, proc.stderr[-1500:]
+
+
+@pytest.mark.slow
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(_import_alone, sorted(modules())))
+    failed = [f'{m}:\n{err}' for m, rc, err in results if rc != 0]
+    assert not failed, '\n'.join(failed)
