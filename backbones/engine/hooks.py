@@ -8,6 +8,8 @@
   workers and ranks.
 * :class:`CheckpointMatchHook`: a ``load_from`` / ``--resume`` checkpoint made for another
   model is refused (MMEngine would load it non-strictly, with a warning).
+* :class:`StaleTemporariesHook`: when training starts or resumes, removes the temporary files
+  that checkpoint saves interrupted by a kill left behind, and logs what it removed.
 
 ``tools/train.py`` and ``tools/test.py`` add them to every config (:func:`add_reliability_hooks`).
 """
@@ -18,11 +20,13 @@ import os.path as osp
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
-from mmengine.hooks import Hook
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..datasets.checks import SKIP_LEDGER_ENV, format_listing, read_skip_ledger
+from .checkpoint_io import remove_stale_temporaries
 from .resume import read_last_checkpoint
 
 
@@ -222,21 +226,54 @@ class CheckpointMatchHook(Hook):
                    'Check load_from and the config (arch, num_classes).'))
 
 
+@HOOKS.register_module()
+class StaleTemporariesHook(Hook):
+    """Remove what checkpoint saves killed midway left, when training starts or resumes.
+
+    A kill during a save leaves the writer's hidden temporary file (``.iter_20.pth.<random>
+    .tmp``, as large as a checkpoint) beside the checkpoints; nothing else would remove it.
+    On the main process, before the first iteration, this removes every such file in the
+    work dir and the checkpoint hook's ``out_dir`` that no process is writing
+    (:func:`~backbones.engine.checkpoint_io.remove_stale_temporaries`), and logs them.
+    """
+
+    priority = 'LOWEST'  # after CheckpointHook.before_train has resolved its out_dir
+
+    def before_train(self, runner) -> None:
+        if not is_main_process():
+            return
+        folders = {runner.work_dir}
+        for hook in runner.hooks:
+            out_dir = getattr(hook, 'out_dir', None)
+            if isinstance(hook, CheckpointHook) and isinstance(out_dir, str) \
+                    and '://' not in out_dir:
+                folders.add(out_dir)
+        for folder in sorted(folders):
+            removed = remove_stale_temporaries(folder)
+            if removed:
+                size = sum(n for _, n in removed) / 2**20
+                print_log(f'Removed {len(removed)} stale temporary checkpoint file(s) '
+                          f'({size:.1f} MiB) left in {folder} by interrupted saves: '
+                          f'{", ".join(osp.basename(p) for p, _ in removed)}',
+                          logger='current', level=logging.WARNING)
+
+
 def add_reliability_hooks(cfg: Config) -> None:
-    """Add :class:`NonFiniteLossHook`, :class:`SkippedImagesReportHook` and
-    :class:`CheckpointMatchHook` to ``cfg.custom_hooks`` unless the config already has them
-    (its own settings win).
+    """Add :class:`NonFiniteLossHook`, :class:`SkippedImagesReportHook`,
+    :class:`CheckpointMatchHook` and :class:`StaleTemporariesHook` to ``cfg.custom_hooks``
+    unless the config already has them (its own settings win).
 
     Args:
         cfg: The full config (changed in place).
     """
     hooks = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hooks if isinstance(h, dict)}
-    for name in ('NonFiniteLossHook', 'SkippedImagesReportHook', 'CheckpointMatchHook'):
+    for name in ('NonFiniteLossHook', 'SkippedImagesReportHook', 'CheckpointMatchHook',
+                 'StaleTemporariesHook'):
         if name not in present:
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
 
 
 __all__ = ['CheckpointMatchHook', 'NonFiniteLossError', 'NonFiniteLossHook',
-           'SkippedImagesReportHook', 'add_reliability_hooks']
+           'SkippedImagesReportHook', 'StaleTemporariesHook', 'add_reliability_hooks']
