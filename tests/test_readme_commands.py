@@ -160,8 +160,8 @@ def test_every_readme_command_is_listed():
 
 def test_readme_commands_name_existing_files():
     # Cheap drift check for the lines that are not run as written: every tool and config.
-    missing = sorted({w for c in readme_commands() for w in c.split()
-                      if w.startswith(('tools/', 'configs/')) and not osp.exists(osp.join(REPO, w))})
+    named = {w for c in readme_commands() for w in c.split() if w.startswith(('tools/', 'configs/'))}
+    missing = sorted(w for w in named if not osp.exists(osp.join(REPO, w)))
     assert not missing, missing
 
 
@@ -171,7 +171,8 @@ def test_python_on_path_is_the_environments():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('command', [pytest.param(cmd, id=cmd[:60]) for cmd in sorted(_runs().values())])
+@pytest.mark.parametrize('command',
+                         [pytest.param(cmd, id=cmd[:60]) for cmd in sorted(_runs().values())])
 def test_readme_command_runs(command):
     proc = subprocess.run(['bash', '-c', command], cwd=REPO, env=_user_env(),
                           capture_output=True, text=True, timeout=300)
