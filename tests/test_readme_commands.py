@@ -160,7 +160,8 @@ def test_every_readme_command_is_listed():
 
 def test_readme_commands_name_existing_files():
     # Cheap drift check for the lines that are not run as written: every tool and config.
-    named = {w for c in readme_commands() for w in c.split() if w.startswith(('tools/', 'configs/'))}
+    named = {w for c in readme_commands() for w in c.split()
+             if w.startswith(('tools/', 'configs/'))}
     missing = sorted(w for w in named if not osp.exists(osp.join(REPO, w)))
     assert not missing, missing
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 from conftest import REPO, TEST_DATA, run_tool
 from mmengine.config import Config
-from mmengine.dataset import BaseDataset
 
 import backbones  # noqa: F401
 from backbones.datasets import CheckedCocoDataset, make_coco_split
@@ -201,32 +200,15 @@ def test_image_loader_is_registered_for_mmdet_mmseg_and_mmengine():
         CheckedLoadImageFromFile(on_error='ignore')
 
 
-class _PngToyDataset(BaseDataset):
-    """The toy classifier's inputs read from PNG files through the checked loader."""
-
-    def __init__(self, folder, **kwargs):
-        self.folder = folder
-        super().__init__(serialize_data=False, **kwargs)
-
-    def load_data_list(self):
-        names = sorted(os.listdir(self.folder)) + ['missing.jpg']
-        return [dict(img_path=osp.join(self.folder, n), label=i % 2)
-                for i, n in enumerate(names)]
-
-
-def _to_inputs(results):
-    img = torch.from_numpy(results['img']).permute(2, 0, 1).float() / 255
-    return dict(inputs=img, label=results['label'])
-
-
 def test_skip_policy_in_a_real_run_logs_and_counts_every_file(tmp_path, monkeypatch):
     sys.path.insert(0, TEST_DATA)
     import toy_modules  # noqa: F401
     from mmengine.runner import Runner
     bad = _broken_images(tmp_path / 'img')
     monkeypatch.delenv(SKIP_LEDGER_ENV, raising=False)
-    dataset = dict(type=_PngToyDataset, folder=str(tmp_path / 'img'),
-                   pipeline=[dict(type='CheckedLoadImageFromFile', on_error='skip'), _to_inputs])
+    dataset = dict(type='PngFolderToy', folder=str(tmp_path / 'img'), extra=['missing.jpg'],
+                   pipeline=[dict(type='CheckedLoadImageFromFile', on_error='skip'),
+                             dict(type='ToToyInputs')])
     runner = Runner(
         model=dict(type='ToyClassifier', width=4), work_dir=str(tmp_path / 'work'),
         train_dataloader=dict(batch_size=7, num_workers=0, dataset=dataset,
@@ -384,34 +366,6 @@ def test_check_images_covers_segmentation_and_imagefolder_data(tmp_path):
         [(spoilt, 'truncated PNG (no IEND chunk)')]
 
 
-# A data set of PNG files read through the checked loader, for the toy classifier: the
-# smallest real run with image files (tools/train.py imports it from the test's folder).
-PNG_TOY = '''
-import os, os.path as osp
-import torch
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DATASETS, TRANSFORMS
-
-
-@DATASETS.register_module()
-class PngFolderToy(BaseDataset):
-    def __init__(self, folder, **kwargs):
-        self.folder = folder
-        super().__init__(serialize_data=False, **kwargs)
-
-    def load_data_list(self):
-        return [dict(img_path=osp.join(self.folder, n), label=i % 2)
-                for i, n in enumerate(sorted(os.listdir(self.folder)))]
-
-
-@TRANSFORMS.register_module()
-class ToToyInputs:
-    def __call__(self, results):
-        img = torch.from_numpy(results['img']).permute(2, 0, 1).float() / 255
-        return dict(inputs=img, label=results['label'])
-'''
-
-
 @pytest.mark.slow
 def test_check_images_splits_the_files_among_ranks(tmp_path):
     import cv2
@@ -424,20 +378,16 @@ def test_check_images_splits_the_files_among_ranks(tmp_path):
            str(folder / '08.png'): 'not a decodable image'}
     for path, problem in bad.items():
         _spoil(path, 'truncate' if 'truncated' in problem else 'random')
-    (tmp_path / 'png_toy.py').write_text(PNG_TOY)
     dataset = dict(type='PngFolderToy', folder=str(folder),
                    pipeline=[dict(type='CheckedLoadImageFromFile'), dict(type='ToToyInputs')])
     config = tmp_path / 'png_cfg.py'
     config.write_text(
         f"_base_ = [{osp.join(TEST_DATA, 'configs', 'toy_classifier.py')!r}]\n"
-        "custom_imports = dict(imports=['backbones', 'toy_modules', 'png_toy'], "
-        "allow_failed_imports=False)\n"
         f'train_dataloader = dict(dataset=dict(_delete_=True, **{dataset!r}))\n'
         f'val_dataloader = dict(dataset=dict(_delete_=True, **{dataset!r}))\n')
     proc = run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
                      str(tmp_path / 'work'), '--check-images'], check=False, timeout=400,
-                    PORT=str(29700 + os.getpid() % 1000),
-                    PYTHONPATH=os.pathsep.join([str(tmp_path), REPO, TEST_DATA]))
+                    PORT=str(29700 + os.getpid() % 1000))
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert 'Image check: decoding 12 files (6 on each of 2 ranks)' in log, log[-3000:]
