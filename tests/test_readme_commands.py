@@ -6,7 +6,8 @@ tool that only works with the test suite's PYTHONPATH fails here. A line is eith
 
 * run as written (``AS_WRITTEN``),
 * run as written with a few arguments appended that make it tiny (``TINY``: its real run is
-  long; the appended ones override the line's own, e.g. a smaller batch),
+  long; the appended ones override the line's own, e.g. a smaller batch; ``{tmp}`` is the
+  test's temporary folder),
 * run as ``<program> --help`` (``HELP``: it names placeholders such as CONFIG, or needs data
   sets or checkpoints a test machine does not have), or
 * deliberately not run (``NOT_RUN``, each with the reason).
@@ -38,9 +39,11 @@ COMMAND_START = re.compile(
 AS_WRITTEN: Dict[str, str] = {}
 
 TINY = {
-    # Full speed benchmark of ConvNeXt-T at batch 32 (a minute on 2 cores): batch 1 at 32 px.
+    # Full speed benchmark of ConvNeXt-T at batch 32 (a minute on 2 cores): batch 1 at 32 px,
+    # its record written to the test's folder ({tmp}) instead of the clone's work_dirs/.
     'python tools/analysis/benchmark.py --arch tiny --batch 32 --fast --compare timm':
-        '--batch 1 --input-size 32 32 --warmup 0 --repeats 1 --no-memory --threads 1',
+        '--batch 1 --input-size 32 32 --warmup 0 --repeats 1 --no-memory --threads 1 '
+        '--out {tmp}/benchmark.json',
     # Every paper row, FLOPs at 1280x800 included (over 10 minutes): one backbone's params.
     'python tools/analysis/paper_check.py': '--only backbone/tiny --skip-flops',
 }
@@ -174,7 +177,8 @@ def test_python_on_path_is_the_environments():
 @pytest.mark.slow
 @pytest.mark.parametrize('command',
                          [pytest.param(cmd, id=cmd[:60]) for cmd in sorted(_runs().values())])
-def test_readme_command_runs(command):
+def test_readme_command_runs(command, tmp_path):
+    command = command.replace('{tmp}', str(tmp_path))
     proc = subprocess.run(['bash', '-c', command], cwd=REPO, env=_user_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (f'{command!r} exited {proc.returncode}\n--- stdout ---\n'
