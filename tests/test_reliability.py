@@ -1,5 +1,6 @@
-"""Real faults in real training processes: SIGKILL + resume, truncated checkpoints, NaN loss,
-a failing checkpoint write, a rank dying in a 2-process gloo run, malicious pickles.
+"""Real faults in real training processes: SIGKILL + resume, a kill during a checkpoint save,
+truncated checkpoints, NaN loss, a failing checkpoint write, a rank dying in a 2-process gloo
+run, malicious pickles.
 
 Every run is ``tools/train.py`` (or ``tools/dist_train.sh``) in a subprocess on the toy config
 (tests/data/configs/toy_classifier.py), with a few test-only modules written to ``tmp_path``.
@@ -22,6 +23,7 @@ from mmengine.hooks import Hook
 
 import backbones  # noqa: F401  (allow-list for reading the checkpoints here)
 from backbones.engine import CorruptCheckpointError, UnsafeCheckpointError, find_resume_checkpoint
+from backbones.engine.checkpoint_io import TEMP_NAME
 
 TOY = osp.join(TEST_DATA, 'configs', 'toy_classifier.py')
 
@@ -61,6 +63,25 @@ class SlowHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         time.sleep(self.seconds)
+
+
+class KillWhenPickled:
+    """SIGKILLs this process when pickled: from inside torch.save, mid-way through a save."""
+
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillDuringSaveHook(Hook):
+    """Kills the run while it writes the checkpoint of iteration `at_iter`."""
+
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if checkpoint['meta']['iter'] == self.at_iter:
+            checkpoint['kill'] = KillWhenPickled()
 
 
 @HOOKS.register_module()
@@ -186,6 +207,40 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_exact(tmp_path, uninterrupted)
     assert sorted(resumed) == list(range(latest + 1, 13))
     assert resumed == {i: ref_train[i] for i in resumed}
     assert got_val[-1] == ref_val[-1]
+
+
+@pytest.mark.slow
+def test_temporary_file_of_a_save_killed_midway_is_removed_on_resume(tmp_path):
+    folder = str(tmp_path)
+    cfg = _write_config(folder, 'save_kill_cfg.py', '''
+        model = dict(type='DropoutToy', width=8)
+        train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+        default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3,
+                                             max_keep_ckpts=-1))
+        custom_hooks = [dict(type='KillDuringSaveHook', at_iter=6)]
+    ''')
+    work = osp.join(folder, 'work')
+    proc = run_tool(['tools/train.py', cfg, '--work-dir', work], check=False, **_env(folder))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    # The kill left the writer's hidden temporary file; iter_6.pth itself was never written.
+    temps = [osp.basename(p) for p in glob.glob(osp.join(work, '.iter_6.pth.*.tmp'))]
+    assert len(temps) == 1 and TEMP_NAME.match(temps[0]), os.listdir(work)
+    assert sorted(p for p in os.listdir(work) if p.endswith('.pth')) == ['iter_3.pth']
+    with open(osp.join(work, '.notes.tmp'), 'w') as f:  # someone else's file: stays
+        f.write('not ours')
+
+    proc = run_tool(['tools/train.py', cfg, '--work-dir', work, '--resume',
+                     '--cfg-options', 'custom_hooks.0.at_iter=0'], **_env(folder))
+    said = (f'Removed 1 stale temporary checkpoint file(s) (0.0 MiB) left in {work} by '
+            f'interrupted saves: {temps[0]}')
+    assert said in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    newest_log = sorted(glob.glob(osp.join(work, '*', '*.log')))[-1]
+    assert said in open(newest_log).read()  # in the run's log file too
+    assert 'resumed epoch: 0, iter: 3' in proc.stdout + proc.stderr
+    assert not glob.glob(osp.join(work, '*.tmp*')) and not glob.glob(osp.join(work, '.iter*'))
+    assert osp.isfile(osp.join(work, '.notes.tmp'))
+    assert sorted(p for p in os.listdir(work) if p.endswith('.pth')) == \
+        ['iter_3.pth', 'iter_6.pth', 'iter_8.pth']
 
 
 @pytest.mark.slow

@@ -2,17 +2,18 @@
 missing data, broken annotation files, unreadable images (fail-fast, or skipped and counted),
 num_classes / arch / roadmap-step / checkpoint mistakes. Real files, real data sets, a real
 Runner."""
+import glob
 import json
 import os
 import os.path as osp
+import re
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TEST_DATA
+from conftest import REPO, TEST_DATA, run_tool
 from mmengine.config import Config
-from mmengine.dataset import BaseDataset
 
 import backbones  # noqa: F401
 from backbones.datasets import CheckedCocoDataset, make_coco_split
@@ -48,11 +49,53 @@ def test_missing_data_root_and_annotation_file(tmp_path, coco_root):
         _dataset(tmp_path / 'shapes_missing')
     msg = str(info.value)
     assert 'dataset root not found' in msg and 'shapes_missing' in msg
-    assert 'DATA_ROOT/annotations/instances_{train,val}.json' in msg  # the expected layout
-    assert 'python tools/data/make_shapes.py --layouts coco' in msg  # the command for demo data
+    # The layout this dataset's ann_file and data_prefix describe, and the command for demo data.
+    assert f'{tmp_path}/shapes_missing/annotations/instances_train.json  (ann_file)' in msg
+    assert 'python tools/data/make_shapes.py --layouts coco' in msg
 
     with pytest.raises(FileNotFoundError, match=r"annotation file not found: .*instances_x\.json"):
         _dataset(coco_root, ann_file='annotations/instances_x.json')
+
+
+def _layout_line(path, key):
+    return re.compile(rf'\n  {re.escape(path)} +\({re.escape(key)}\)\n')
+
+
+@pytest.mark.slow
+def test_missing_data_root_shows_the_layout_of_the_config_being_run(tmp_path):
+    # The shapes detection config, its data moved: the message shows that config's file names
+    # (instances_train.json, train/), not COCO's (instances_train2017.json, train2017/).
+    moved = str(tmp_path / 'mydata')
+    proc = run_tool(['tools/train.py', 'configs/detection/mask_rcnn_convnext_atto_shapes.py',
+                     '--work-dir', str(tmp_path / 'work'),
+                     '--cfg-options', f'train_dataloader.dataset.data_root={moved}/'], check=False)
+    assert proc.returncode != 0
+    msg = proc.stderr[proc.stderr.index(f"dataset root not found: '{moved}/'"):]
+    assert _layout_line(f'{moved}/annotations/instances_train.json', 'ann_file').search(msg), msg
+    assert _layout_line(f'{moved}/train/<images>', 'data_prefix.img').search(msg), msg
+    assert '2017' not in msg and 'make_shapes.py --layouts coco' in msg
+
+    # The other kinds of data set, built from their configs' own dataset settings.
+    from mmengine.registry import DATASETS, DefaultScope
+    for config, kind, lines in (
+            ('detection/mask_rcnn_convnext_t_coco.py', 'coco',
+             [('annotations/instances_train2017.json', 'ann_file'),
+              ('train2017/<images>', 'data_prefix.img')]),
+            ('segmentation/upernet_convnext_atto_shapes.py', 'ade',
+             [('images/training/<name>.jpg', 'data_prefix.img_path'),
+              ('annotations/training/<name>.png', 'data_prefix.seg_map_path')]),
+            ('classification/convnext_atto_shapes.py', 'cls',
+             [('train/<class>/<image>', 'data_root + split')])):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+        ds_cfg = dict(cfg.train_dataloader.dataset, data_root=moved)
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope')), \
+                pytest.raises(FileNotFoundError) as info:
+            DATASETS.build(ds_cfg)
+        msg = str(info.value)
+        assert msg.startswith(f"dataset root not found: '{moved}'"), msg
+        for path, key in lines:
+            assert _layout_line(osp.join(moved, path), key).search(msg), (config, msg)
+        assert f'make_shapes.py --layouts {kind}' in msg
 
 
 def test_truncated_annotation_file(coco_root):
@@ -157,32 +200,15 @@ def test_image_loader_is_registered_for_mmdet_mmseg_and_mmengine():
         CheckedLoadImageFromFile(on_error='ignore')
 
 
-class _PngToyDataset(BaseDataset):
-    """The toy classifier's inputs read from PNG files through the checked loader."""
-
-    def __init__(self, folder, **kwargs):
-        self.folder = folder
-        super().__init__(serialize_data=False, **kwargs)
-
-    def load_data_list(self):
-        names = sorted(os.listdir(self.folder)) + ['missing.jpg']
-        return [dict(img_path=osp.join(self.folder, n), label=i % 2)
-                for i, n in enumerate(names)]
-
-
-def _to_inputs(results):
-    img = torch.from_numpy(results['img']).permute(2, 0, 1).float() / 255
-    return dict(inputs=img, label=results['label'])
-
-
 def test_skip_policy_in_a_real_run_logs_and_counts_every_file(tmp_path, monkeypatch):
     sys.path.insert(0, TEST_DATA)
     import toy_modules  # noqa: F401
     from mmengine.runner import Runner
     bad = _broken_images(tmp_path / 'img')
     monkeypatch.delenv(SKIP_LEDGER_ENV, raising=False)
-    dataset = dict(type=_PngToyDataset, folder=str(tmp_path / 'img'),
-                   pipeline=[dict(type='CheckedLoadImageFromFile', on_error='skip'), _to_inputs])
+    dataset = dict(type='PngFolderToy', folder=str(tmp_path / 'img'), extra=['missing.jpg'],
+                   pipeline=[dict(type='CheckedLoadImageFromFile', on_error='skip'),
+                             dict(type='ToToyInputs')])
     runner = Runner(
         model=dict(type='ToyClassifier', width=4), work_dir=str(tmp_path / 'work'),
         train_dataloader=dict(batch_size=7, num_workers=0, dataset=dataset,
@@ -260,3 +286,113 @@ def test_segmentation_data_missing_root_or_label_maps(tmp_path):
         os.remove(label_maps[1])
         with pytest.raises(FileNotFoundError, match=r'1 of 3 images have no label map'):
             DATASETS.build(cfg)
+
+
+# ---------------------------------------------------------------- the opt-in decode check
+
+def _spoil(path, how):
+    """Make ``path`` unreadable the way a broken copy or a bad disk does."""
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2] if how == 'truncate'
+                else np.random.default_rng(0).bytes(len(data)))
+
+
+@pytest.mark.slow
+def test_check_images_lists_every_unreadable_file_before_training(tmp_path):
+    from backbones.datasets import make_coco_split
+    root = str(tmp_path / 'coco')
+    make_coco_split(root, 'train', 6, size=64)
+    make_coco_split(root, 'val', 3, size=64, seed=1)
+    bad = {osp.join(root, 'train', '000004.png'): 'not a decodable image',
+           osp.join(root, 'val', '000001.png'): 'truncated PNG (no IEND chunk)'}
+    for path, problem in bad.items():
+        _spoil(path, 'truncate' if 'truncated' in problem else 'random')
+    options = [f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader')]
+    options.append(f'val_evaluator.ann_file={root}/annotations/instances_val.json')
+    work = str(tmp_path / 'work')
+    proc = run_tool(['tools/train.py', 'configs/detection/mask_rcnn_convnext_atto_shapes.py',
+                     '--work-dir', work, '--check-images', '--cfg-options', *options],
+                    check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert 'UnreadableImagesError: image check: 2 of 9 files cannot be read' in err, err[-3000:]
+    for path, problem in bad.items():  # both, at once, before any iteration
+        assert f'  {path}: {problem}' in err
+    assert 'Epoch(train)' not in proc.stdout + err and not glob.glob(osp.join(work, '*.pth'))
+    listing = glob.glob(osp.join(work, '*', 'unreadable_images.txt'))
+    assert len(listing) == 1
+    with open(listing[0]) as f:
+        assert sorted(line.split('\t')[0] for line in f) == sorted(bad)
+
+
+def test_check_images_is_opt_in():
+    from backbones.engine import add_reliability_hooks
+    for extra, expected in (({}, False), (dict(check_images=True), True)):
+        cfg = Config.fromfile(osp.join(TEST_DATA, 'configs', 'toy_classifier.py'))
+        cfg.merge_from_dict(extra)
+        add_reliability_hooks(cfg)
+        assert ('ImageCheckHook' in [h['type'] for h in cfg.custom_hooks]) == expected
+
+
+def test_check_images_covers_segmentation_and_imagefolder_data(tmp_path):
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import DATASETS as SEG
+
+    from backbones.datasets import (ImageFolderDataset, find_unreadable_images, image_files,
+                                    make_ade_split, make_cls_split)
+    make_ade_split(str(tmp_path / 'ade'), 'train', 3, size=32)
+    label_map = sorted((tmp_path / 'ade' / 'annotations' / 'training').iterdir())[1]
+    _spoil(label_map, 'random')  # a label map is read like an image
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        seg = SEG.build(dict(
+            type='CheckedBaseSegDataset', data_root=str(tmp_path / 'ade'),
+            data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+            img_suffix='.jpg', seg_map_suffix='.png', metainfo=dict(classes=CLASSES),
+            pipeline=[dict(type='CheckedLoadImageFromFile'), dict(type='LoadAnnotations')]))
+    files = image_files(seg)
+    assert len(files) == 6 and {b for _, b in files} == {'cv2', 'pillow'}  # the loaders' own
+    found = find_unreadable_images(files, workers=2, progress=False)
+    assert [p for p, _ in found] == [str(label_map)], found
+    assert found[0][1].startswith('not a decodable image (UnidentifiedImageError')  # PIL's
+
+    make_cls_split(str(tmp_path / 'cls'), 'train', 6, size=32)
+    cls = ImageFolderDataset(str(tmp_path / 'cls'), 'train')
+    spoilt = cls.samples[2][0]
+    _spoil(spoilt, 'truncate')
+    files = image_files(cls)
+    assert [p for p, _ in files] == [p for p, _ in cls.samples]
+    assert find_unreadable_images(files, workers=1, progress=False) == \
+        [(spoilt, 'truncated PNG (no IEND chunk)')]
+
+
+@pytest.mark.slow
+def test_check_images_splits_the_files_among_ranks(tmp_path):
+    import cv2
+    folder = tmp_path / 'img'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(folder / f'{i:02d}.png'), rng.integers(0, 255, (16, 16, 3), np.uint8))
+    bad = {str(folder / '03.png'): 'truncated PNG (no IEND chunk)',
+           str(folder / '08.png'): 'not a decodable image'}
+    for path, problem in bad.items():
+        _spoil(path, 'truncate' if 'truncated' in problem else 'random')
+    dataset = dict(type='PngFolderToy', folder=str(folder),
+                   pipeline=[dict(type='CheckedLoadImageFromFile'), dict(type='ToToyInputs')])
+    config = tmp_path / 'png_cfg.py'
+    config.write_text(
+        f"_base_ = [{osp.join(TEST_DATA, 'configs', 'toy_classifier.py')!r}]\n"
+        f'train_dataloader = dict(dataset=dict(_delete_=True, **{dataset!r}))\n'
+        f'val_dataloader = dict(dataset=dict(_delete_=True, **{dataset!r}))\n')
+    proc = run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+                     str(tmp_path / 'work'), '--check-images'], check=False, timeout=400,
+                    PORT=str(29700 + os.getpid() % 1000))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'Image check: decoding 12 files (6 on each of 2 ranks)' in log, log[-3000:]
+    # Each rank decoded its half; both report all the bad files (one in each half).
+    assert log.count('UnreadableImagesError: image check: 2 of 12 files cannot be read') == 2
+    for path, problem in bad.items():
+        assert log.count(f'  {path}: {problem}') == 2
+    assert 'Epoch(train)' not in log

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint of a classification, detection or segmentation config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--show-dir DIR] \
-        [--tta] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--tta] [--check-images] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
 import os
@@ -35,6 +35,10 @@ def parse_args(argv=None):
                         help='override config keys, e.g. test_dataloader.batch_size=2')
     parser.add_argument('--allow-new-keys', action='store_true',
                         help='let --cfg-options add keys the config does not define')
+    parser.add_argument('--check-images', action='store_true',
+                        help='decode every image of the data sets before the run starts (in '
+                        'parallel) and list all unreadable ones; same as check_images = True in '
+                        'the config')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -77,6 +81,8 @@ def add_dump_metric(cfg, out):
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_cli(Config.fromfile(args.config), args)
+    if args.check_images:
+        cfg.check_images = True  # add_reliability_hooks adds ImageCheckHook
     prepare_distributed(cfg, args.launcher)
     cfg.load_from = args.checkpoint
     # A test run needs no training parts; mmseg's visualization hook would otherwise build the

@@ -1,6 +1,6 @@
 """Train a classification, detection or segmentation config with MMEngine's Runner.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp] \
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp] [--check-images] \
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
@@ -35,6 +35,10 @@ def parse_args(argv=None):
                         help='override config keys, e.g. model.backbone.drop_path_rate=0.2')
     parser.add_argument('--allow-new-keys', action='store_true',
                         help='let --cfg-options add keys the config does not define')
+    parser.add_argument('--check-images', action='store_true',
+                        help='decode every image of the data sets before the run starts (in '
+                        'parallel) and list all unreadable ones; same as check_images = True in '
+                        'the config')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -46,6 +50,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_cli(Config.fromfile(args.config), args)
+    if args.check_images:
+        cfg.check_images = True  # add_reliability_hooks adds ImageCheckHook
     prepare_distributed(cfg, args.launcher)
 
     if args.amp:

@@ -1,5 +1,6 @@
-from .checks import (AnnotationError, CheckedLoadImageFromFile, check_coco_annotations,
-                     check_num_classes, check_seg_paths)
+from .checks import (AnnotationError, CheckedLoadImageFromFile, UnreadableImagesError,
+                     check_coco_annotations, check_num_classes, check_seg_paths, expected_layout,
+                     find_unreadable_images, image_files, read_image)
 from .coco import CheckedCocoDataset, check_dataset_paths
 from .imagefolder import ImageFolderDataset, build_timm_transform
 from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE, Instance, Scene,
@@ -7,8 +8,9 @@ from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE, Instance, 
                      make_shapes, mask_to_polygons, render_scene, render_single)
 
 __all__ = [
-    'AnnotationError', 'CheckedLoadImageFromFile', 'check_coco_annotations', 'check_num_classes',
-    'check_seg_paths',
+    'AnnotationError', 'CheckedLoadImageFromFile', 'UnreadableImagesError',
+    'check_coco_annotations', 'check_num_classes', 'check_seg_paths', 'expected_layout',
+    'find_unreadable_images', 'image_files', 'read_image',
     'ImageFolderDataset', 'build_timm_transform',
     'CheckedCocoDataset', 'check_dataset_paths', 'SHAPES_CLASSES', 'SHAPES_PALETTE',
     'SHAPES_METAINFO', 'Instance', 'Scene', 'coco_annotation', 'image_rng', 'make_ade_split',

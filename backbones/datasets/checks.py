@@ -14,6 +14,7 @@
 """
 import logging
 import math
+import multiprocessing
 import os
 import os.path as osp
 from collections import Counter
@@ -24,6 +25,7 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 
 from backbones.registry import register_transform
 
@@ -44,6 +46,24 @@ def format_listing(items: Sequence[str], limit: int = _MAX_SHOWN) -> str:
     if len(items) > limit:
         lines.append(f'  ... and {len(items) - limit} more')
     return '\n'.join(lines)
+
+
+def expected_layout(entries: Sequence[Tuple[str, str]], kind: str) -> str:
+    """The files and folders the config being run expects, for "not found" messages.
+
+    Args:
+        entries: ``(path as the config resolves it, config key)`` pairs.
+        kind: The :mod:`tools/data/make_shapes.py` layout with this structure (``coco``,
+            ``ade`` or ``cls``), for the hint that makes demo data.
+
+    Returns:
+        ``'this config expects:'``, one indented line per entry, and where data come from.
+    """
+    width = max(len(path) for path, _ in entries)
+    lines = '\n'.join(f'  {path:<{width}}  ({key})' for path, key in entries)
+    return (f'this config expects:\n{lines}\nDemo data in the layout of the *_shapes configs: '
+            f'`python tools/data/make_shapes.py --layouts {kind}` (writes data/shapes/{kind}); '
+            'real data sets: tools/data/README.md')
 
 
 def _polygon_area(coords: Sequence[float]) -> float:
@@ -279,6 +299,38 @@ def _image_bytes_problem(data: bytes) -> Optional[str]:
     return None
 
 
+def read_image(filename: str, flag: str = 'color', backend: Optional[str] = None,
+               backend_args: Optional[dict] = None) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """Read and decode one image as the checked loader does.
+
+    Args:
+        filename: The file (any MMEngine file backend).
+        flag: ``mmcv.imfrombytes``'s ``flag`` (``'color'``, ``'unchanged'``...).
+        backend: ``mmcv.imfrombytes``'s decoder (``'cv2'``, ``'pillow'``...); None: mmcv's.
+        backend_args: MMEngine file backend arguments.
+
+    Returns:
+        ``(image, None)``, or ``(None, what is wrong)`` for a missing, unreadable, empty,
+        truncated (JPEG/PNG) or undecodable file.
+    """
+    try:
+        data = fileio.get(filename, backend_args=backend_args)
+    except FileNotFoundError:
+        return None, 'the file does not exist'
+    except OSError as e:
+        return None, f'cannot be read ({e})'
+    problem = _image_bytes_problem(data)
+    if problem:
+        return None, problem
+    try:
+        img = mmcv.imfrombytes(data, flag=flag, backend=backend)
+    except Exception as e:  # the decoders raise many types for non-images
+        return None, f'not a decodable image ({type(e).__name__}: {e})'
+    if img is None or img.size == 0:
+        return None, 'not a decodable image'
+    return img, None
+
+
 @register_transform()
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that names the file and the problem, or skips it on request.
@@ -304,28 +356,11 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         self.on_error = on_error
         self.skipped: List[str] = []
 
-    def _read(self, filename: str):
-        try:
-            data = fileio.get(filename, backend_args=self.backend_args)
-        except FileNotFoundError:
-            return None, 'the file does not exist'
-        except OSError as e:
-            return None, f'cannot be read ({e})'
-        problem = _image_bytes_problem(data)
-        if problem:
-            return None, problem
-        try:
-            img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
-        except Exception as e:  # the decoders raise many types for non-images
-            return None, f'not a decodable image ({type(e).__name__}: {e})'
-        if img is None or img.size == 0:
-            return None, 'not a decodable image'
-        return img, None
-
     def transform(self, results: dict) -> Optional[dict]:
         """Load ``results['img_path']`` into ``results['img']`` (see the class docstring)."""
         filename = results['img_path']
-        img, problem = self._read(filename)
+        img, problem = read_image(filename, self.color_type, self.imdecode_backend,
+                                  self.backend_args)
         if img is None:
             if self.on_error == 'raise':
                 raise OSError(f'image {filename!r}: {problem}. Fix or remove it, or skip such '
@@ -350,31 +385,141 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         return f'{super().__repr__()[:-1]}, on_error={self.on_error!r})'
 
 
+# ---------------------------------------------------------------- full decode check (opt-in)
+
+class UnreadableImagesError(OSError):
+    """The opt-in decode check (``--check-images``) found files that cannot be read."""
+
+
+def _decoders(dataset: Any) -> Tuple[str, str]:
+    """The decoders the dataset's pipeline uses for images and for label maps."""
+    image, label = 'cv2', 'pillow'  # LoadImageFromFile's and mmseg LoadAnnotations' defaults
+    for t in getattr(getattr(dataset, 'pipeline', None), 'transforms', []):
+        backend = getattr(t, 'imdecode_backend', None)
+        if backend is None:
+            continue
+        if isinstance(t, LoadImageFromFile):
+            image = backend
+        else:
+            label = backend
+    return image, label
+
+
+def image_files(dataset: Any) -> Optional[List[Tuple[str, str]]]:
+    """``(path, decoder)`` of every image file a data set reads, in its order.
+
+    Images and label maps of MMEngine ``BaseDataset`` subclasses (COCO, segmentation) with the
+    decoders of their pipeline's loaders; the samples of an ImageFolder data set (PIL); the
+    members of wrappers (``ConcatDataset``, ``RepeatDataset``...).
+
+    Args:
+        dataset: A built data set.
+
+    Returns:
+        The list, or None when the data set's files cannot be listed.
+    """
+    from mmengine.dataset import BaseDataset
+    if isinstance(getattr(dataset, 'datasets', None), (list, tuple)):
+        parts = [image_files(d) for d in dataset.datasets]
+        return None if any(p is None for p in parts) else [f for p in parts for f in p]
+    if isinstance(dataset, BaseDataset):
+        dataset.full_init()
+        image, label = _decoders(dataset)
+        files = []
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            files += [(info[k], b) for k, b in (('img_path', image), ('seg_map_path', label))
+                      if info.get(k)]
+        return files
+    if isinstance(getattr(dataset, 'samples', None), list):  # ImageFolderDataset
+        return [(path, 'pillow') for path, _ in dataset.samples]
+    if getattr(dataset, 'dataset', None) is not None:  # RepeatDataset, ClassBalancedDataset
+        return image_files(dataset.dataset)
+    return None
+
+
+def _check_chunk(chunk: List[Tuple[int, str, str]]) -> Tuple[int, List[Tuple[int, str]]]:
+    bad = []
+    for index, path, backend in chunk:
+        problem = read_image(path, 'unchanged', backend)[1]
+        if problem:
+            bad.append((index, problem))
+    return len(chunk), bad
+
+
+def find_unreadable_images(files: Sequence[Tuple[str, str]], workers: Optional[int] = None,
+                           progress: bool = True) -> List[Tuple[str, str]]:
+    """Read and decode every file (as :func:`read_image` does) and return the failures.
+
+    Args:
+        files: ``(path, decoder)`` pairs (:func:`image_files`).
+        workers: Processes to decode in (default: the CPUs this process may use); 1 decodes
+            in this process.
+        progress: Show MMEngine's progress bar on stdout.
+
+    Returns:
+        ``(path, what is wrong)`` for every file that cannot be used, in the order of
+        ``files``.
+    """
+    workers = workers or len(os.sched_getaffinity(0))
+    jobs = [(i, path, backend) for i, (path, backend) in enumerate(files)]
+    # Chunks of up to 64 files: few round trips, a bar that still moves on small sets.
+    size = max(1, min(64, len(jobs) // (4 * workers)))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    bar = ProgressBar(len(jobs)) if progress and jobs else None
+    bad: List[Tuple[int, str]] = []
+    if workers <= 1 or len(chunks) <= 1:
+        results: Any = map(_check_chunk, chunks)
+        pool = None
+    else:
+        # fork: the workers need nothing but the decoders, and start in milliseconds.
+        method = 'fork' if 'fork' in multiprocessing.get_all_start_methods() else None
+        pool = multiprocessing.get_context(method).Pool(min(workers, len(chunks)))
+        results = pool.imap_unordered(_check_chunk, chunks)
+    try:
+        for done, found in results:
+            bad += found
+            if bar is not None:
+                bar.update(done)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    if bar is not None:
+        bar.file.write('\n')
+    return [(files[i][0], problem) for i, problem in sorted(bad)]
+
+
 # ---------------------------------------------------------------- segmentation data sets
 
-_SEG_LAYOUT = ('expected layout: DATA_ROOT/images/{training,validation}/<name>.jpg and '
-               'DATA_ROOT/annotations/{training,validation}/<name>.png (ADE20K: data/ade/'
-               'ADEChallengeData2016); demo data: `python tools/data/make_shapes.py --layouts '
-               'ade` (writes data/shapes/ade)')
+def _seg_layout(data_prefix: Dict[str, str], img_suffix: str, seg_map_suffix: str) -> str:
+    suffix = dict(img_path=img_suffix, seg_map_path=seg_map_suffix)
+    return expected_layout([(osp.join(folder, f'<name>{suffix.get(key, "")}'),
+                             f'data_prefix.{key}') for key, folder in data_prefix.items()],
+                           'ade')
 
 
-def check_seg_paths(data_root: Optional[str], data_prefix: Dict[str, str]) -> None:
+def check_seg_paths(data_root: Optional[str], data_prefix: Dict[str, str],
+                    img_suffix: str = '.jpg', seg_map_suffix: str = '.png') -> None:
     """Fail with the expected layout when a segmentation data root or folder is missing.
 
     Args:
         data_root: The dataset's ``data_root``.
         data_prefix: ``img_path`` / ``seg_map_path`` folders, already joined with the root.
+        img_suffix: The dataset's image suffix (for the layout shown).
+        seg_map_suffix: The dataset's label-map suffix (for the layout shown).
 
     Raises:
-        FileNotFoundError: naming the path, its config key and the expected layout.
+        FileNotFoundError: naming the path, its config key and the layout this dataset's
+            config expects.
     """
+    layout = _seg_layout(data_prefix or {}, img_suffix, seg_map_suffix)
     if data_root and '://' not in data_root and not osp.isdir(data_root):
         raise FileNotFoundError(f'dataset root not found: {data_root!r} (config key data_root, '
-                                f'resolved from {osp.abspath(".")}); {_SEG_LAYOUT}.')
+                                f'resolved from {osp.abspath(".")}); {layout}.')
     for key, folder in (data_prefix or {}).items():
         if folder and '://' not in folder and not osp.isdir(folder):
             raise FileNotFoundError(f'folder not found: {folder!r} (config key data_prefix.{key}'
-                                    f', joined with data_root {data_root!r}); {_SEG_LAYOUT}.')
+                                    f', joined with data_root {data_root!r}); {layout}.')
 
 
 def _checked_seg_dataset(base):
@@ -386,22 +531,24 @@ def _checked_seg_dataset(base):
 
         def full_init(self) -> None:
             if not self._fully_initialized:
-                check_seg_paths(self.data_root, self.data_prefix)
+                check_seg_paths(self.data_root, self.data_prefix, self.img_suffix,
+                                self.seg_map_suffix)
             super().full_init()
 
         def load_data_list(self) -> List[dict]:
             data_list = super().load_data_list()
+            layout = _seg_layout(self.data_prefix, self.img_suffix, self.seg_map_suffix)
             if not data_list and '://' not in str(self.data_prefix.get('img_path', '')):
                 raise FileNotFoundError(
                     f'no images with suffix {self.img_suffix!r} in '
-                    f'{self.data_prefix.get("img_path")!r}; {_SEG_LAYOUT}.')
+                    f'{self.data_prefix.get("img_path")!r}; {layout}.')
             missing = [d['seg_map_path'] for d in data_list
                        if d.get('seg_map_path') and '://' not in d['seg_map_path']
                        and not osp.isfile(d['seg_map_path'])]
             if missing:
                 raise FileNotFoundError(
                     f'{len(missing)} of {len(data_list)} images have no label map (a half-'
-                    f'copied data set?):\n{format_listing(missing)}\n{_SEG_LAYOUT}.')
+                    f'copied data set?):\n{format_listing(missing)}\n{layout}.')
             return data_list
 
     Checked.__name__ = Checked.__qualname__ = f'Checked{base.__name__}'

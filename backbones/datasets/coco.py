@@ -17,22 +17,16 @@ from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 from mmengine.logging import print_log
 
-from .checks import AnnotationError, check_coco_annotations, format_listing
+from .checks import AnnotationError, check_coco_annotations, expected_layout, format_listing
 
 _REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
 
 
-_COCO_LAYOUT = ('expected layout: data/coco/annotations/instances_{train,val}2017.json and '
-                'data/coco/{train,val}2017/<images> (see tools/data/README.md)')
-
-
-def _data_hint(path: str) -> str:
-    if 'shapes' in path:
-        return ('expected layout: DATA_ROOT/annotations/instances_{train,val}.json and '
-                'DATA_ROOT/{train,val}/<images>; generate the synthetic set with '
-                '`python tools/data/make_shapes.py --layouts coco` (or `--out DIR`), or point '
-                'data_root elsewhere')
-    return f'{_COCO_LAYOUT}; demo data: `python tools/data/make_shapes.py --layouts coco`'
+def _layout(ann_file: Optional[str], data_prefix: Optional[Mapping[str, str]]) -> str:
+    entries = [(ann_file, 'ann_file')] if ann_file else []
+    entries += [(osp.join(folder, '<images>'), f'data_prefix.{key}')
+                for key, folder in (data_prefix or {}).items() if folder]
+    return expected_layout(entries, 'coco') if entries else 'see tools/data/README.md'
 
 
 def check_dataset_paths(data_root: Optional[str],
@@ -47,21 +41,23 @@ def check_dataset_paths(data_root: Optional[str],
         data_prefix: Image folders, already joined with ``data_root`` (e.g. ``dict(img=...)``).
 
     Raises:
-        FileNotFoundError: naming the missing path and the config key it came from.
+        FileNotFoundError: naming the missing path, the config key it came from and the layout
+            that ``ann_file`` and ``data_prefix`` describe.
     """
+    layout = _layout(ann_file, data_prefix)
     if data_root and not _REMOTE.match(data_root) and not osp.isdir(data_root):
         raise FileNotFoundError(
             f'dataset root not found: {data_root!r} (config key data_root, resolved from '
-            f'{osp.abspath(".")}); {_data_hint(data_root)}.')
+            f'{osp.abspath(".")}); {layout}.')
     if ann_file and not _REMOTE.match(ann_file) and not osp.isfile(ann_file):
         raise FileNotFoundError(
             f'annotation file not found: {ann_file!r} (config key ann_file, joined with '
-            f'data_root {data_root!r}); {_data_hint(ann_file)}.')
+            f'data_root {data_root!r}); {layout}.')
     for key, folder in (data_prefix or {}).items():
         if folder and not _REMOTE.match(folder) and not osp.isdir(folder):
             raise FileNotFoundError(
                 f'image folder not found: {folder!r} (config key data_prefix.{key}, joined with '
-                f'data_root {data_root!r}); {_data_hint(folder)}.')
+                f'data_root {data_root!r}); {layout}.')
 
 
 class _CheckedCOCO(COCO):
@@ -138,7 +134,7 @@ class CheckedCocoDataset(CocoDataset):
             raise FileNotFoundError(
                 f'{len(missing)} of {len(data_list)} images listed in {self.ann_file!r} are '
                 f'missing (a half-copied data set?):\n{format_listing(missing)}\n'
-                f'{_data_hint(self.ann_file)}. '
+                f'{_layout(self.ann_file, self.data_prefix)}. '
                 "Or drop them (logged) with missing_images='skip' in the dataset config.")
         print_log(f'{self.ann_file}: dropped {len(missing)} images whose files are missing '
                   "(missing_images='skip'):\n  " + '\n  '.join(missing),

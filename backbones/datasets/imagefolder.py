@@ -17,11 +17,9 @@ from PIL import Image, UnidentifiedImageError
 from timm.data import create_transform
 from torch.utils.data import Dataset
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+from .checks import expected_layout
 
-_DATA_HINT = ('expected DATA_ROOT/<split>/<class>/<image> (ImageNet: data/imagenet/{train,val}/'
-              '<wnid>/*.JPEG); for the demo data run `python tools/data/make_shapes.py '
-              '--layouts cls` (writes data/shapes/cls)')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
 
 def build_timm_transform(cfg: dict):
@@ -77,15 +75,17 @@ class ImageFolderDataset(Dataset):
 
     def _scan(self, data_root: str,
               classes: Optional[Sequence[str]]) -> Tuple[List[str], List[Tuple[str, int]]]:
+        layout = expected_layout([(osp.join(self.root, '<class>', '<image>'),
+                                   'data_root + split')], 'cls')
         if not osp.isdir(data_root):
             raise FileNotFoundError(f'dataset root not found: {data_root!r} (config key '
-                                    f'data_root, resolved from {os.getcwd()}); {_DATA_HINT}')
+                                    f'data_root, resolved from {os.getcwd()}); {layout}.')
         if not osp.isdir(self.root):
             raise FileNotFoundError(f'split folder not found: {self.root!r} (data_root + split '
-                                    f'{self.split!r}); {_DATA_HINT}')
+                                    f'{self.split!r}); {layout}.')
         found = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
         if not found:
-            raise FileNotFoundError(f'no class folders in {self.root!r}; {_DATA_HINT}')
+            raise FileNotFoundError(f'no class folders in {self.root!r}; {layout}.')
         if classes is not None and list(classes) != found:
             missing = sorted(set(classes) - set(found))
             extra = sorted(set(found) - set(classes))

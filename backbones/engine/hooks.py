@@ -8,21 +8,32 @@
   workers and ranks.
 * :class:`CheckpointMatchHook`: a ``load_from`` / ``--resume`` checkpoint made for another
   model is refused (MMEngine would load it non-strictly, with a warning).
+* :class:`StaleTemporariesHook`: when training starts or resumes, removes the temporary files
+  that checkpoint saves interrupted by a kill left behind, and logs what it removed.
+* :class:`ImageCheckHook` (opt-in, ``--check-images`` or ``check_images = True``): decodes
+  every image of the run's data sets before the first iteration, in parallel, and stops
+  listing every unreadable file at once.
 
 ``tools/train.py`` and ``tools/test.py`` add them to every config (:func:`add_reliability_hooks`).
 """
 import logging
 import os
 import os.path as osp
+import time
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
-from mmengine.hooks import Hook
+from mmengine.dist import all_gather_object, get_dist_info, is_main_process
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
 
-from ..datasets.checks import SKIP_LEDGER_ENV, format_listing, read_skip_ledger
+from ..datasets.checks import (SKIP_LEDGER_ENV, UnreadableImagesError, find_unreadable_images,
+                               format_listing, image_files, read_skip_ledger)
+from .checkpoint_io import remove_stale_temporaries
 from .resume import read_last_checkpoint
 
 
@@ -222,21 +233,122 @@ class CheckpointMatchHook(Hook):
                    'Check load_from and the config (arch, num_classes).'))
 
 
+@HOOKS.register_module()
+class StaleTemporariesHook(Hook):
+    """Remove what checkpoint saves killed midway left, when training starts or resumes.
+
+    A kill during a save leaves the writer's hidden temporary file (``.iter_20.pth.<random>
+    .tmp``, as large as a checkpoint) beside the checkpoints; nothing else would remove it.
+    On the main process, before the first iteration, this removes every such file in the
+    work dir and the checkpoint hook's ``out_dir`` that no process is writing
+    (:func:`~backbones.engine.checkpoint_io.remove_stale_temporaries`), and logs them.
+    """
+
+    priority = 'LOWEST'  # after CheckpointHook.before_train has resolved its out_dir
+
+    def before_train(self, runner) -> None:
+        if not is_main_process():
+            return
+        folders = {runner.work_dir}
+        for hook in runner.hooks:
+            out_dir = getattr(hook, 'out_dir', None)
+            if isinstance(hook, CheckpointHook) and isinstance(out_dir, str) \
+                    and '://' not in out_dir:
+                folders.add(out_dir)
+        for folder in sorted(folders):
+            removed = remove_stale_temporaries(folder)
+            if removed:
+                size = sum(n for _, n in removed) / 2**20
+                print_log(f'Removed {len(removed)} stale temporary checkpoint file(s) '
+                          f'({size:.1f} MiB) left in {folder} by interrupted saves: '
+                          f'{", ".join(osp.basename(p) for p, _ in removed)}',
+                          logger='current', level=logging.WARNING)
+
+
+@HOOKS.register_module()
+class ImageCheckHook(Hook):
+    """Decode every image the run will read before it starts, and list all unreadable ones.
+
+    Without it an unreadable image stops a run only when it is first sampled (or, with
+    ``on_error='skip'``, is skipped then). This hook reads and decodes every image and label map
+    of the data sets the run has built (train and val when training, test when testing) with
+    the decoders of their pipelines, in parallel processes with a progress bar, and raises
+    :class:`~backbones.datasets.checks.UnreadableImagesError` listing every file that fails
+    (all of them are written to ``<log dir>/unreadable_images.txt``). With several ranks each
+    checks its share. ``tools/train.py --check-images`` (or ``check_images = True`` in the
+    config) adds it; the default start-up does not decode anything.
+
+    Args:
+        workers: Decoding processes per rank (default: the CPUs the process may use, shared
+            among the ranks of this machine).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, workers: Optional[int] = None) -> None:
+        self.workers = workers
+
+    def before_run(self, runner) -> None:
+        files, unlisted = {}, []
+        # The private attributes: the public properties would build a loop this run skips.
+        for loop in (runner._train_loop, runner._val_loop, runner._test_loop):
+            if not isinstance(loop, BaseLoop):  # not built: not used by this run
+                continue
+            dataset = loop.dataloader.dataset
+            found = image_files(dataset)
+            if found is None:
+                unlisted.append(type(dataset).__name__)
+            files.update(dict.fromkeys(found or []))
+        if unlisted:
+            print_log(f'Image check: cannot list the files of {", ".join(unlisted)}; not '
+                      'checked', logger='current', level=logging.WARNING)
+        rank, world = get_dist_info()
+        mine = list(files)[rank::world]
+        print_log(f'Image check: decoding {len(files)} files'
+                  + (f' ({len(mine)} on each of {world} ranks)' if world > 1 else ''),
+                  logger='current')
+        start = time.perf_counter()
+        workers = self.workers or max(1, len(os.sched_getaffinity(0))
+                                      // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+        bad = find_unreadable_images(mine, workers, progress=rank == 0)
+        if world > 1:
+            bad = sorted(b for part in all_gather_object(bad) for b in part)
+        seconds = time.perf_counter() - start
+        if not bad:
+            print_log(f'Image check: all {len(files)} files decode ({seconds:.1f} s)',
+                      logger='current')
+            return
+        listing = osp.join(runner.log_dir, 'unreadable_images.txt')
+        if rank == 0:
+            with open(listing, 'w') as f:
+                f.writelines(f'{path}\t{problem}\n' for path, problem in bad)
+        raise UnreadableImagesError(
+            f'image check: {len(bad)} of {len(files)} files cannot be read ({seconds:.1f} s; '
+            f'the full list is in {listing}):\n'
+            f'{format_listing([f"{p}: {why}" for p, why in bad], limit=50)}\n'
+            'Fix or remove them, or let training skip such files (logged and counted) with '
+            "on_error='skip' on CheckedLoadImageFromFile or bad_image='skip' on "
+            'ImageFolderDataset.')
+
+
 def add_reliability_hooks(cfg: Config) -> None:
-    """Add :class:`NonFiniteLossHook`, :class:`SkippedImagesReportHook` and
-    :class:`CheckpointMatchHook` to ``cfg.custom_hooks`` unless the config already has them
-    (its own settings win).
+    """Add :class:`NonFiniteLossHook`, :class:`SkippedImagesReportHook`,
+    :class:`CheckpointMatchHook`, :class:`StaleTemporariesHook` and, when the config says
+    ``check_images = True``, :class:`ImageCheckHook` to ``cfg.custom_hooks`` unless the config
+    already has them (its own settings win).
 
     Args:
         cfg: The full config (changed in place).
     """
     hooks = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hooks if isinstance(h, dict)}
-    for name in ('NonFiniteLossHook', 'SkippedImagesReportHook', 'CheckpointMatchHook'):
+    wanted = ['NonFiniteLossHook', 'SkippedImagesReportHook', 'CheckpointMatchHook',
+              'StaleTemporariesHook'] + (['ImageCheckHook'] if cfg.get('check_images') else [])
+    for name in wanted:
         if name not in present:
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
 
 
-__all__ = ['CheckpointMatchHook', 'NonFiniteLossError', 'NonFiniteLossHook',
-           'SkippedImagesReportHook', 'add_reliability_hooks']
+__all__ = ['CheckpointMatchHook', 'ImageCheckHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+           'SkippedImagesReportHook', 'StaleTemporariesHook', 'add_reliability_hooks']

@@ -1,10 +1,13 @@
 """A deterministic toy dataset and model for testing the training entry points in seconds."""
+import os
+import os.path as osp
+
 import torch
 import torch.nn as nn
 from mmengine.dataset import BaseDataset
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, METRICS, MODELS
+from mmengine.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 
 
 @DATASETS.register_module()
@@ -22,6 +25,30 @@ class ToyDataset(BaseDataset):
 
     def prepare_data(self, idx):
         return self.get_data_info(idx)
+
+
+@DATASETS.register_module()
+class PngFolderToy(BaseDataset):
+    """The image files of ``folder`` (sorted, then the names in ``extra``, which need not
+    exist) for the toy classifier, read by the pipeline (labels alternate 0, 1)."""
+
+    def __init__(self, folder, extra=(), **kwargs):
+        self.folder, self.extra = folder, list(extra)
+        super().__init__(serialize_data=False, **kwargs)
+
+    def load_data_list(self):
+        names = sorted(os.listdir(self.folder)) + self.extra
+        return [dict(img_path=osp.join(self.folder, n), label=i % 2)
+                for i, n in enumerate(names)]
+
+
+@TRANSFORMS.register_module()
+class ToToyInputs:
+    """A loaded image (``results['img']``, HWC uint8) as the toy classifier's input."""
+
+    def __call__(self, results):
+        img = torch.from_numpy(results['img']).permute(2, 0, 1).float() / 255
+        return dict(inputs=img, label=results['label'])
 
 
 @MODELS.register_module()

@@ -37,6 +37,9 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+# Run from a clone: the repository root on sys.path (as the other tools do), for backbones.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
 MODES = ('infer', 'infer-det', 'infer-seg', 'train', 'train-model')
 #: Default input size (H, W) and batch of each mode.
 MODE_DEFAULTS = {
