@@ -38,6 +38,8 @@ from mmengine.logging import MessageHub
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mme_checkpoint
 
+from backbones.utils import is_remote
+
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint asks to unpickle something outside the allow-list."""
@@ -265,7 +267,7 @@ def save_checkpoint_atomic(checkpoint, filename, file_client_args=None, backend_
     and raises; remote paths fall back to MMEngine's writer.
     """
     checkpoint = plain_checkpoint(checkpoint)
-    if '://' in str(filename):
+    if is_remote(filename):
         return _mmengine_save_checkpoint(checkpoint, filename, file_client_args, backend_args)
     filename = str(filename)
     folder = osp.dirname(osp.abspath(filename))

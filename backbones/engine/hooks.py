@@ -31,6 +31,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
+from backbones.utils import is_remote
 from ..datasets.checks import (SKIP_LEDGER_ENV, UnreadableImagesError, find_unreadable_images,
                                format_listing, image_files, read_skip_ledger)
 from .checkpoint_io import remove_stale_temporaries
@@ -253,7 +254,7 @@ class StaleTemporariesHook(Hook):
         for hook in runner.hooks:
             out_dir = getattr(hook, 'out_dir', None)
             if isinstance(hook, CheckpointHook) and isinstance(out_dir, str) \
-                    and '://' not in out_dir:
+                    and not is_remote(out_dir):
                 folders.add(out_dir)
         for folder in sorted(folders):
             removed = remove_stale_temporaries(folder)
