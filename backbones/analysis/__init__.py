@@ -1,6 +1,6 @@
 """Analysis helpers behind ``tools/analysis`` and the demo: the paper's figures
 (:mod:`.paper`), params/FLOPs of any config (:mod:`.complexity`) and results tables from
-MMEngine work dirs (:mod:`.results`).
+MMEngine work dirs (:mod:`.results`), synthetic training inputs (:mod:`.synthetic`).
 
 Only :mod:`.paper` is imported eagerly (the model presets read it while ``backbones`` is being
 imported); the other names load on first use.
@@ -13,6 +13,7 @@ _LAZY = {
     'complexity': ('Complexity', 'build_model', 'config_complexity', 'count_flops',
                    'count_params', 'default_shape', 'model_complexity', 'preset_complexity',
                    'task_of'),
+    'synthetic': ('synthetic_batch', ),
     'results': ('RunResult', 'read_run', 'find_config', 'matrix_rows', 'format_markdown',
                 'write_csv', 'write_markdown', 'plot_matrix', 'COLUMNS'),
 }
