@@ -117,8 +117,12 @@ def test_plan_chooses_the_compiler_by_torchs_cuda_version(tmp_path):
 
 def test_plan_rejects_unknown_settings(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in SETUP_VARS}
+    # An interpreter that cannot import torch (site-packages off).
+    no_torch = fake_tool(tmp_path / 'bin', 'python3', f'exec {sys.executable} -S "$@"\n')
     for extra, message in [(dict(CONVNEXT_TORCH='conda'), 'must be pinned or system'),
-                           (dict(FORCE_CUDA='yes'), 'FORCE_CUDA must be 1, 0 or unset')]:
+                           (dict(FORCE_CUDA='yes'), 'FORCE_CUDA must be 1, 0 or unset'),
+                           (dict(CONVNEXT_TORCH='system', PYTHON=str(no_torch / 'python3')),
+                            'CONVNEXT_TORCH=system: no usable torch in')]:
         proc = subprocess.run(['bash', SETUP, '--plan'], env=dict(env, **extra),
                               capture_output=True, text=True)
         assert proc.returncode != 0 and message in proc.stderr

@@ -4,7 +4,8 @@
 #
 #   tools/build_mmcv.sh arch                      # CUDA architectures: "<list> <where from>"
 #   tools/build_mmcv.sh toolkit PYTHON            # "nvcc <CUDA_HOME> <version>" or "pypi - <version>"
-#   tools/build_mmcv.sh check PYTHON cpu|cuda     # exit 0 when PYTHON's mmcv has exactly such ops
+#   tools/build_mmcv.sh check PYTHON cpu|cuda [MODULE...]  # exit 0 when PYTHON's mmcv has
+#                                                 # exactly such ops (and the modules import)
 #   tools/build_mmcv.sh build PYTHON WHEEL_DIR    # build a wheel into WHEEL_DIR, print its path
 #
 # Why a build: PyPI has only mmcv's source, its setup.py asks for C++14/17 while current torch
@@ -126,7 +127,9 @@ EOF
 
 check() {
     local py=$1 want=$2
-    "$py" - "$want" <<'EOF'
+    shift 2
+    "$py" - "$want" "$@" <<'EOF'
+import importlib
 import sys
 
 import mmcv
@@ -135,6 +138,8 @@ import torch
 from mmcv.ops import get_compiling_cuda_version, nms
 
 want = sys.argv[1]
+for module in sys.argv[2:]:  # one interpreter start for the whole environment check
+    importlib.import_module(module)
 built = get_compiling_cuda_version()  # 'not available' in a CPU-ops build
 if mmcv.__version__ != '2.1.0':
     sys.exit(f'mmcv {mmcv.__version__}, not 2.1.0')
@@ -165,6 +170,12 @@ build() {
     src=$work/mmcv-2.1.0
     sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$src/setup.py"
     export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
+    # torch compiles in parallel only through ninja: the environment's, or the ninja package's.
+    PATH=$(dirname "$py"):$PATH
+    if ! command -v ninja >/dev/null; then
+        PATH=$("$py" -c 'import ninja; print(ninja.BIN_DIR)' 2>/dev/null || true):$PATH
+    fi
+    command -v ninja >/dev/null || log "no ninja found: the build compiles one file at a time"
     if [[ "${FORCE_CUDA:-0}" == 1 ]]; then
         arch=$(arch_list)
         arch=${arch%% *}
@@ -191,5 +202,6 @@ case "$cmd" in
     toolkit) toolkit "$@" ;;
     check) check "$@" ;;
     build) build "$@" ;;
-    *) die "usage: $0 arch | toolkit PYTHON | check PYTHON cpu|cuda | build PYTHON WHEEL_DIR" ;;
+    *) die "usage: $0 arch | toolkit PYTHON | check PYTHON cpu|cuda [MODULE...] |" \
+           "build PYTHON WHEEL_DIR" ;;
 esac

@@ -52,19 +52,20 @@ case "$torch_mode" in
         sys_torch=$("$PYTHON" - <<'EOF'
 import os
 import site
+import sys
 
 import torch
+if tuple(int(v) for v in torch.__version__.split('.')[:2]) < (2, 6):
+    sys.exit(f'CONVNEXT_TORCH=system: torch {torch.__version__} is older than 2.6')
 print(torch.__version__)
 print(os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__))))
 dirs = site.getsitepackages() + [os.path.dirname(os.path.dirname(torch.__file__))]
 print(os.pathsep.join(dict.fromkeys(d for d in dirs if os.path.isdir(d))))
 EOF
-        ) || die "CONVNEXT_TORCH=system: $PYTHON cannot import torch"
+        ) || die "CONVNEXT_TORCH=system: no usable torch in $PYTHON (see above)"
         torch_version=$(sed -n 1p <<<"$sys_torch")
         torch_desc="system: torch $torch_version from $(sed -n 2p <<<"$sys_torch")"
-        sys_sites=$(sed -n 3p <<<"$sys_torch")
-        "$PYTHON" -c 'import sys, torch; v = tuple(int(x) for x in torch.__version__.split(".")[:2]); sys.exit(v < (2, 6))' \
-            || die "CONVNEXT_TORCH=system: torch $torch_version is older than 2.6" ;;
+        sys_sites=$(sed -n 3p <<<"$sys_torch") ;;
     *) die "CONVNEXT_TORCH must be pinned or system, not '$torch_mode'" ;;
 esac
 
@@ -112,8 +113,7 @@ if (( plan )); then
 fi
 
 check_env() {
-    "$env/bin/python" -c 'import mmdet, mmseg, mmengine, timm, torch' \
-        && "$repo/tools/build_mmcv.sh" check "$env/bin/python" "$ops"
+    "$repo/tools/build_mmcv.sh" check "$env/bin/python" "$ops" mmdet mmseg mmengine timm
 }
 
 if [[ -f "$stamp" ]] && check_env 2>/dev/null; then
