@@ -16,7 +16,7 @@
 #                         with the GPUs hidden (mmcv's setup.py builds CUDA ops whenever it sees one)
 #   TORCH_CUDA_ARCH_LIST  architectures, e.g. "9.0" or "8.0;9.0"; unset: the compute capability
 #                         of the GPUs nvidia-smi lists, else DEFAULT_ARCHS (A100 and H100/H200)
-#   CUDA_HOME             a toolkit to try before the nvcc on PATH
+#   CUDA_HOME             a toolkit to try before the nvcc on PATH (then /usr/local/cuda)
 #   CONVNEXT_CUDA_TOOLKIT auto (default): that nvcc when its CUDA major version equals
 #                         torch.version.cuda's, else NVIDIA's PyPI compiler packages of exactly
 #                         torch's CUDA version, installed into PYTHON's environment; pypi: always those
@@ -65,8 +65,8 @@ toolkit() {
     if [[ "${CONVNEXT_CUDA_TOOLKIT:-auto}" != pypi ]]; then
         if [[ -n "${CUDA_HOME:-}" && -x "$CUDA_HOME/bin/nvcc" ]]; then
             nvcc=$CUDA_HOME/bin/nvcc
-        else
-            nvcc=$(command -v nvcc || true)
+        else  # torch's own last guess is /usr/local/cuda too
+            nvcc=$(command -v nvcc || command -v /usr/local/cuda/bin/nvcc || true)
         fi
         if [[ -n "$nvcc" ]]; then
             rel=$(nvcc_release "$nvcc")

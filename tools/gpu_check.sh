@@ -191,8 +191,8 @@ export PYTHON bundle out work site cache dry
 export -f platform_args install_bundle mmcv_for_this_gpu benchmark gpu_tests train
 log "$( ((dry)) && echo 'DRY RUN: ' )bundle $bundle, out $out, python $("$PYTHON" -c \
     'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())')"
-stage install 120 install_bundle
-stage mmcv 330 mmcv_for_this_gpu
+stage install 60 install_bundle
+stage mmcv 300 mmcv_for_this_gpu
 stage benchmark 90 benchmark
 stage gpu-tests 150 gpu_tests
 stage train 150 train
