@@ -26,10 +26,10 @@ TARGET_PLATFORMS = ('manylinux_2_28_x86_64', 'manylinux_2_17_x86_64', 'manylinux
 #: Distributions the GPU machine lacks, at the versions of the set-up's environment (pinned
 #: ones from requirements/runtime.txt; the others are their dependencies, pinned by the
 #: environment that prepares the bundle). setuptools < 81: mmcv's setup.py imports
-#: pkg_resources.
+#: pkg_resources; numpy < 2.5 as pinned (the machine has 2.5).
 BUNDLE_DISTS = ('mmengine', 'mmdet', 'mmsegmentation', 'timm', 'pycocotools', 'addict', 'yapf',
                 'platformdirs', 'termcolor', 'terminaltables', 'prettytable', 'wcwidth', 'ftfy',
-                'shapely', 'setuptools')
+                'shapely', 'setuptools', 'numpy')
 #: mmcv's own runtime requirements (its source archive has no wheel metadata to read).
 MMCV_REQUIRES = ('addict', 'mmengine', 'numpy', 'packaging', 'pillow', 'pyyaml', 'yapf',
                  'opencv-python')
@@ -124,23 +124,24 @@ def verify_bundle(bundle: str) -> List[str]:
         return [f'{path}: no manifest (prepare the bundle with `make gpu-bundle`)']
     with open(path) as f:
         manifest = json.load(f)
-    problems = []
+    problems, intact = [], []
     for entry in manifest['files']:
         file = osp.join(bundle, entry['path'])
         if not osp.isfile(file):
             problems.append(f'{entry["path"]}: missing')
         elif osp.getsize(file) != entry['bytes'] or sha256(file) != entry['sha256']:
             problems.append(f'{entry["path"]}: differs from the manifest')
+        else:
+            intact.append(file)
     if manifest['total_bytes'] > CARRY_LIMIT_MIB * 2**20:
         problems.append(f'{manifest["total_mib"]} MiB: over the {CARRY_LIMIT_MIB} MiB carry limit')
     if not osp.isfile(osp.join(bundle, 'mmcv-2.1.0.tar.gz')):
         problems.append('mmcv-2.1.0.tar.gz: missing (mmcv is built from it on the GPU machine)')
-    wheels = [osp.join(bundle, e['path']) for e in manifest['files']
-              if e['path'].startswith('wheels/') and e['path'].endswith('.whl')]
-    names = {wheel_name(w) for w in wheels}
+    wheels = [f for f in intact if f.endswith('.whl')]  # a damaged one is reported above
+    names = {wheel_name(e['path']) for e in manifest['files'] if e['path'].endswith('.whl')}
     problems += [f'wheels/: no {d} wheel' for d in BUNDLE_DISTS if normalize(d) not in names]
     problems += [f'{who} needs {req}: neither in the bundle nor on the GPU machine'
-                 for who, req in missing_requirements(wheels)]
+                 for who, req in missing_requirements(wheels) if req not in names]
     return problems
 
 

@@ -175,7 +175,7 @@ train() {
         echo "RESULT: data and config checked (dry run)"
         return 0
     fi
-    "$PYTHON" tools/analysis/gpu_check.py train-setup "$work/train" --images 100 \
+    "$PYTHON" tools/analysis/gpu_check.py train-setup "$work/train" --images 40 \
         --workers "$(( $(nproc) > 8 ? 8 : $(nproc) ))"
     "$PYTHON" tools/train.py "$work/train/cascade_convnext_t_amp_50it.py" --amp \
         --work-dir "$work/train/run"
