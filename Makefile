@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 RUN := tools/in_env.sh
 
-.PHONY: env test test-fast lint demo clean-demo
+.PHONY: env test test-fast lint demo clean-demo gpu-bundle gpu-check-dry-run
 env:
 	@tools/setup_env.sh >/dev/null
 
@@ -20,3 +20,10 @@ demo:
 
 clean-demo:
 	rm -rf work_dirs/demo data/shapes
+
+# What tools/gpu_check.sh needs on a GPU machine without network (wheels + mmcv source, < 64 MiB).
+gpu-bundle:
+	@$(RUN) python tools/prepare_gpu_bundle.py --out gpu_bundle
+
+gpu-check-dry-run: gpu-bundle
+	@$(RUN) tools/gpu_check.sh --dry-run --bundle gpu_bundle

@@ -32,6 +32,30 @@ def run_tool(args, timeout=600, check=True, **env):
     return proc
 
 
+def cuda_skip_reason():
+    """Why the ``gpu`` tests cannot run here, or None when torch sees a CUDA device."""
+    import torch
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f'needs a CUDA GPU: torch {torch.__version__} is a CPU-only build'
+    return (f'needs a CUDA GPU: torch {torch.__version__} (CUDA {torch.version.cuda}) sees '
+            'none (torch.cuda.is_available() is False); tools/gpu_check.sh runs these on one')
+
+
+def pytest_collection_modifyitems(config, items):
+    # The one documented skip of the suite: `gpu` tests on a machine without CUDA (CI).
+    gpu_items = [item for item in items if item.get_closest_marker('gpu')]
+    reason = cuda_skip_reason() if gpu_items else None
+    for item in gpu_items if reason else ():
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_report_header(config):
+    reason = cuda_skip_reason()
+    return f'gpu tests: {"run" if reason is None else "skipped, " + reason}'
+
+
 class MakesAFile:
     """Unpickling this runs ``open(path, 'w')``: the marker file proves code execution."""
 

@@ -1,12 +1,8 @@
 """tools/analysis/benchmark.py in a real subprocess, reduced to tiny sizes and one repeat."""
-import importlib.util
 import json
 import os.path as osp
 
 from conftest import run_tool
-
-# requirements/tests.txt installs mmpretrain (since 593a7d8); without it the tool skips it.
-HAS_MMPRETRAIN = importlib.util.find_spec('mmpretrain') is not None
 
 
 def load(path):
@@ -20,15 +16,15 @@ def test_compare_timm_writes_the_record(tmp_path):
                      '--input-size', '32', '32', '--threads', '1', '--warmup', '1',
                      '--repeats', '1', '--fast', '--compare', 'timm', '--compare', 'mmpretrain',
                      '--compare-settings', 'eager-fp32', '--also-plain', '--out', out])
-    assert ('mmpretrain is not installed' in proc.stdout) != HAS_MMPRETRAIN
-    assert 'ours/timm:' in proc.stdout
+    # mmpretrain is a test requirement (the peer implementation), so it is compared too.
+    assert 'mmpretrain is not installed' not in proc.stdout
+    assert 'ours/timm:' in proc.stdout and 'ours/mmpretrain:' in proc.stdout
     record = load(out)
     machine = record['machine']
     assert machine['cpu_model'] and machine['logical_cores'] >= 1
     assert machine['torch'] and machine['timm'] and 'gpu' in machine
     assert record['settings']['input_size'] == [32, 32] and record['settings']['batch'] == 2
-    assert set(record['results']) == {'ours', 'ours-plain', 'timm'} | (
-        {'mmpretrain'} if HAS_MMPRETRAIN else set())
+    assert set(record['results']) == {'ours', 'ours-plain', 'timm', 'mmpretrain'}
     assert record['results']['ours']['settings']['fast'] is True
     assert record['results']['timm']['settings'] == dict(name='timm', dtype='fp32',
                                                          channels_last=False, compile=False,

@@ -162,40 +162,6 @@ def build_full_model(config: str) -> torch.nn.Module:
     return model
 
 
-def synthetic_batch(model: torch.nn.Module, batch: int, size, num_classes: int = 3) -> dict:
-    """Images with a few boxes/masks (detector) or a label map (segmentor), preprocessed."""
-    from mmengine.structures import InstanceData, PixelData
-    g = torch.Generator().manual_seed(0)
-    h, w = size
-    inputs = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
-              for _ in range(batch)]
-    samples = []
-    is_seg = hasattr(model, 'decode_head')
-    for _ in range(batch):
-        meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.))
-        if is_seg:
-            from mmseg.structures import SegDataSample
-            sample = SegDataSample(metainfo=meta)
-            sample.gt_sem_seg = PixelData(
-                data=torch.randint(0, num_classes, (1, h, w), generator=g))
-        else:
-            from mmdet.structures import DetDataSample
-            from mmdet.structures.mask import BitmapMasks
-            sample = DetDataSample(metainfo=meta)
-            boxes, masks = [], torch.zeros(4, h, w, dtype=torch.uint8)
-            for k in range(4):
-                x0, y0 = int(w * k / 5), int(h * k / 5)
-                x1, y1 = x0 + w // 4, y0 + h // 4
-                boxes.append([x0, y0, x1, y1])
-                masks[k, y0:y1, x0:x1] = 1
-            sample.gt_instances = InstanceData(
-                bboxes=torch.tensor(boxes, dtype=torch.float32),
-                labels=torch.arange(4) % num_classes,
-                masks=BitmapMasks(masks.numpy(), h, w))
-        samples.append(sample)
-    return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
-
-
 def make_step(args, model: torch.nn.Module, dtype: torch.dtype, channels_last: bool,
               compile_: bool) -> Callable[[], None]:
     """Move ``model`` to the device and settings; return one timed iteration."""
@@ -207,6 +173,7 @@ def make_step(args, model: torch.nn.Module, dtype: torch.dtype, channels_last: b
         model = model.to(memory_format=torch.channels_last)
     amp = dtype != torch.float32
     if args.mode == 'train-model':
+        from backbones.analysis.synthetic import synthetic_batch
         data = synthetic_batch(model, args.batch, args.input_size)
         if channels_last:
             data['inputs'] = data['inputs'].contiguous(memory_format=torch.channels_last)
