@@ -18,6 +18,11 @@ import statistics
 import zipfile
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from mmdet.datasets import CocoDataset
+
+from backbones.analysis.paper import load_paper
+from backbones.datasets.shapes import make_coco_split
+
 #: Bundle limit: what one run may carry to the GPU machine (working tree included).
 CARRY_LIMIT_MIB = 64
 #: The target interpreter of the bundle's wheels.
@@ -158,9 +163,6 @@ def write_synthetic_coco(out_dir: str, num_images: int, size: int = COCO_IMAGE_S
     Returns:
         ``dict(images=..., annotations=..., ann_file=..., img_dir=...)``.
     """
-    from mmdet.datasets import CocoDataset
-
-    from backbones.datasets.shapes import make_coco_split
     coco = make_coco_split(out_dir, 'train', num_images, seed=seed, size=size)
     coco['categories'] = [dict(id=i + 1, name=name, supercategory='object')
                           for i, name in enumerate(CocoDataset.METAINFO['classes'])]
@@ -285,7 +287,6 @@ def benchmark_summary(record: Optional[dict]) -> Optional[dict]:
     """Images/s of each model of a benchmark.py record, its ratios and the paper's figures."""
     if not record:
         return None
-    from backbones.analysis.paper import load_paper
     arch = record['settings']['arch']
     paper = load_paper()['backbones'].get(arch, {}).get('img_s_224')
     models = {name: dict(images_per_s=round(r['images_per_s']['median'], 1),

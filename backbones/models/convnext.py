@@ -72,8 +72,40 @@ def convnext_layer_id(param_name: str,
     return num_layers + 1
 
 
+class StagedBackbone(Backbone):
+    """A :class:`Backbone` laid out as ConvNeXt is: ``downsample_layers[i]`` (the stem for
+    ``i = 0``) then ``stages[i]``, four times, with ConvNeXt's layer-decay mapping over the real
+    ``depths`` (:func:`convnext_layer_id`). Subclasses build those modules."""
+
+    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+            yield x
+
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        return [self.downsample_layers[stage], self.stages[stage]]
+
+    def get_layer_id(self,
+                     param_name: str,
+                     num_layers: int,
+                     decay_type: str = 'layer_wise') -> int:
+        """Layer id of a parameter for layer-wise lr decay (see :func:`convnext_layer_id`):
+        the stem 0, then increasing by stage and block, anything else ``num_layers + 1``.
+
+        Args:
+            param_name: Parameter name relative to this backbone.
+            num_layers: ``N`` of the decay schedule (6 for tiny, 12 for the 27-block presets
+                in the official configs).
+            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
+
+        Returns:
+            An id in ``[0, num_layers + 1]``.
+        """
+        return convnext_layer_id(param_name, self.depths, num_layers, decay_type)
+
+
 @register_model()
-class ConvNeXt(Backbone):
+class ConvNeXt(StagedBackbone):
     """ConvNeXt backbone (`A ConvNet for the 2020s <https://arxiv.org/abs/2201.03545>`_ and
     `ConvNeXt V2 <https://arxiv.org/abs/2301.00808>`_), returning multi-scale NCHW features.
 
@@ -157,28 +189,3 @@ class ConvNeXt(Backbone):
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
         self._freeze_stages()
-
-    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
-        for downsample, stage in zip(self.downsample_layers, self.stages):
-            x = stage(downsample(x))
-            yield x
-
-    def stage_modules(self, stage: int) -> List[nn.Module]:
-        return [self.downsample_layers[stage], self.stages[stage]]
-
-    def get_layer_id(self,
-                     param_name: str,
-                     num_layers: int,
-                     decay_type: str = 'layer_wise') -> int:
-        """Layer id of a parameter for layer-wise lr decay (see :func:`convnext_layer_id`).
-
-        Args:
-            param_name: Parameter name relative to this backbone.
-            num_layers: ``N`` of the decay schedule (6 for tiny, 12 for the 27-block presets
-                in the official configs).
-            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
-
-        Returns:
-            An id in ``[0, num_layers + 1]``.
-        """
-        return convnext_layer_id(param_name, self.depths, num_layers, decay_type)

@@ -126,18 +126,7 @@ class ConvNeXtIsotropic(Backbone):
     def stage_modules(self, stage: int) -> List[nn.Module]:
         return ([self.stem] if stage == 0 else []) + [self.blocks[stage]]
 
-    def get_layer_id(self,
-                     param_name: str,
-                     num_layers: int,
+    def get_layer_id(self, param_name: str, num_layers: int,
                      decay_type: str = 'layer_wise') -> int:
-        """Layer id of a parameter for lr decay (see :func:`isotropic_layer_id`).
-
-        Args:
-            param_name: Parameter name relative to this backbone.
-            num_layers: ``N`` of the decay schedule.
-            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
-
-        Returns:
-            An id in ``[0, num_layers + 1]``.
-        """
+        """See :meth:`Backbone.get_layer_id`; the mapping is :func:`isotropic_layer_id`."""
         return isotropic_layer_id(param_name, self.depth, num_layers, decay_type)

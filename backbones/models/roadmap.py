@@ -7,7 +7,7 @@ way it is (downsampling inside the blocks, what ``layer_norm`` and ``separate_do
 hold) follows from matching the paper's GFLOPs row by row: docs/roadmap.md.
 """
 import dataclasses
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -17,9 +17,9 @@ from timm.layers import DropPath
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from backbones.registry import register_model
-from .base import Backbone, drop_path_rates
+from .base import drop_path_rates
 from .convert import StateDict, unwrap_state_dict
-from .convnext import convnext_layer_id
+from .convnext import StagedBackbone
 from .layers import ConvNeXtBlock, LayerNorm2d
 from .loading import trunc_normal_init
 
@@ -217,7 +217,7 @@ def _resnet_init(module: nn.Module) -> None:
 
 
 @register_model()
-class ModernizedResNet(Backbone):
+class ModernizedResNet(StagedBackbone):
     """One step of the ConvNeXt paper's roadmap from ResNet-50 to ConvNeXt-T, as a backbone.
 
     The step names are :data:`ROADMAP_STEPS`; the design of each is :func:`roadmap_spec`
@@ -226,7 +226,9 @@ class ModernizedResNet(Backbone):
     ``inverted_bottleneck`` on). The last step, ``separate_downsampling``, has the same modules
     and state-dict names as ``ConvNeXt(arch='tiny')`` and loads its checkpoints. The rest of the
     contract is :class:`backbones.models.base.Backbone`'s; a classifier on a step puts a
-    LayerNorm after pooling only in the last step (``final_norm``), like ConvNeXt.
+    LayerNorm after pooling only in the last step (``final_norm``), like ConvNeXt. Layer ids
+    for lr decay follow ConvNeXt's mapping over the step's real depths (projection shortcuts
+    with their block).
 
     Args:
         step: One of :data:`ROADMAP_STEPS`.
@@ -398,14 +400,6 @@ class ModernizedResNet(Backbone):
                 raise ValueError(f'no key starts with the prefix {prefix!r}')
         return state, 'ours'
 
-    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
-        for downsample, stage in zip(self.downsample_layers, self.stages):
-            x = stage(downsample(x))
-            yield x
-
-    def stage_modules(self, stage: int) -> List[nn.Module]:
-        return [self.downsample_layers[stage], self.stages[stage]]
-
     def train(self, mode: bool = True) -> 'ModernizedResNet':
         """Set train/eval mode, keeping frozen stages (and BN layers with ``norm_eval``) in
         eval mode.
@@ -422,27 +416,6 @@ class ModernizedResNet(Backbone):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
-
-    def get_layer_id(self,
-                     param_name: str,
-                     num_layers: int,
-                     decay_type: str = 'layer_wise') -> int:
-        """Layer id of a parameter for layer-wise lr decay: ConvNeXt's mapping over this step's
-        real depths (see :func:`backbones.models.convnext.convnext_layer_id`).
-
-        The stem (``downsample_layers.0``) gets 0, blocks increasing ids by stage (projection
-        shortcuts with their block), anything else ``num_layers + 1``. For the last step it is
-        ConvNeXt-T's mapping.
-
-        Args:
-            param_name: Parameter name relative to this backbone.
-            num_layers: ``N`` of the decay schedule; ids run from 0 to ``N + 1``.
-            decay_type: ``'layer_wise'`` or ``'stage_wise'``.
-
-        Returns:
-            An id in ``[0, num_layers + 1]``.
-        """
-        return convnext_layer_id(param_name, self.depths, num_layers, decay_type)
 
 
 __all__ = ['ROADMAP_STEPS', 'RoadmapSpec', 'roadmap_spec', 'RoadmapBlock', 'ModernizedResNet']

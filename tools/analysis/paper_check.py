@@ -25,11 +25,8 @@ import warnings
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from backbones.analysis.complexity import (config_complexity, preset_complexity,  # noqa: E402
-                                           roadmap_gflops)
-from backbones.analysis.paper import load_paper, paper_row  # noqa: E402
-
-CONFIG_DIRS = dict(classification='classification', coco='detection', ade20k='segmentation')
+from backbones.analysis.paper import load_paper  # noqa: E402
+from backbones.analysis.paper_rows import format_cell, paper_rows, relative  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,54 +40,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def rows(paper):
-    """Yield ``(name, paper params or None, paper FLOPs or None, measure(flops) -> (params,
-    flops))`` for every row of the paper data; ``measure`` is None when the row has no
-    config (the reason in place of the paper figures)."""
-    for arch, row in paper['backbones'].items():
-        yield (f'backbone/{arch}', row['params_m'] * 1e6, row['gflops'] * 1e9,
-               lambda flops, a=arch, g=row.get('use_grn', False): _cx(
-                   preset_complexity(a, use_grn=g, flops=flops)))
-    for arch, row in paper['isotropic'].items():
-        yield (f'isotropic/{arch}', row['params_m'] * 1e6, row['gflops'] * 1e9,
-               lambda flops, a=arch: _cx(preset_complexity(a, isotropic=True, flops=flops)))
-    for step, row in paper['roadmap']['steps'].items():
-        yield (f'roadmap/{step}', None, row['gflops'] * 1e9,
-               lambda flops, s=step: (None, roadmap_gflops(s) * 1e9 if flops else None))
-    for k, row in paper['roadmap']['kernel_variants'].items():
-        if int(k) == 7:  # the kernel_size step itself
-            continue
-        yield (f'roadmap/kernel_{k}', None, row['gflops'] * 1e9,
-               lambda flops, k=int(k): (None, roadmap_gflops('kernel_size', kernel_size=k) * 1e9
-                                        if flops else None))
-    for section, folder in CONFIG_DIRS.items():
-        for stem in paper[section]:
-            if stem.startswith('_') or not isinstance(paper[section][stem], dict):
-                continue
-            ref = paper_row(stem, paper)
-            path = osp.join(REPO, 'configs', folder, f'{stem}.py')
-            measure = None
-            if osp.isfile(path):
-                measure = (lambda flops, p=path, s=ref['flops_shape']: _cx(
-                    config_complexity(p, shape=s, flops=flops)))
-            yield f'{section}/{stem}', ref['params'], ref['flops'], measure
-
-
-def _cx(result):
-    return result.params, result.flops
-
-
-def _rel(ours, ref):
-    return None if ours is None or ref is None else (ours - ref) / ref
-
-
-def _cell(ours, ref, rel, scale):
-    if ours is None:
-        return '-'
-    text = f'{ours / scale:.2f} / {ref / scale:.4g}' if ref is not None else f'{ours / scale:.2f}'
-    return text + (f' ({100 * rel:+.1f}%)' if rel is not None else '')
-
-
 def main(argv=None):
     args = parse_args(argv)
     warnings.filterwarnings('ignore', category=UserWarning)  # mmseg's deprecation notes
@@ -99,7 +48,7 @@ def main(argv=None):
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise SystemExit(f'paper_check: {e}')
     tol = paper['tolerance']
-    selected = [r for r in rows(paper)
+    selected = [r for r in paper_rows(paper, osp.join(REPO, 'configs'))
                 if not args.only or any(fnmatch.fnmatch(r[0], p) for p in args.only)]
     if not selected:
         raise SystemExit(f'paper_check: no row matches {args.only}')
@@ -121,7 +70,7 @@ def main(argv=None):
         start = time.time()
         params, flops = measure(want_flops)
         bad = []
-        p_rel, f_rel = _rel(params, ref_params), _rel(flops, ref_flops)
+        p_rel, f_rel = relative(params, ref_params), relative(flops, ref_flops)
         if p_rel is not None:
             ran_params += 1
             if abs(p_rel) > tol['params']:
@@ -133,8 +82,8 @@ def main(argv=None):
         if bad:
             failures.append(f'{name} ({", ".join(bad)})')
         status = 'FAIL' if bad else ('ok' if p_rel is not None or f_rel is not None else 'skip')
-        print(f'| {name:<45} | {_cell(params, ref_params, p_rel, 1e6):<28} | '
-              f'{_cell(flops, ref_flops, f_rel, 1e9):<28} | {status:<6} | '
+        print(f'| {name:<45} | {format_cell(params, ref_params, p_rel, 1e6):<28} | '
+              f'{format_cell(flops, ref_flops, f_rel, 1e9):<28} | {status:<6} | '
               f'{time.time() - start:.0f} s |', flush=True)
     print(f'\nchecks run: {ran_params} params, {ran_flops} FLOPs, over {len(selected)} rows')
     if skipped_flops:
