@@ -36,7 +36,10 @@ _ENV_PREFIX = r'(?:[A-Z_][A-Z0-9_]*=\S*\s+)*'  # VAR=value words before the prog
 COMMAND_START = re.compile(
     rf'^{_ENV_PREFIX}(?:(?:python3?|make|bash|sh|source|pip|pytest)\s|(?:tools|\.)/\S)')
 
-AS_WRITTEN: Dict[str, str] = {}
+AS_WRITTEN: Dict[str, str] = {
+    'make env': 'reuses the environment this suite runs in',
+    'tools/setup_env.sh --plan': 'prints the set-up\'s choices, builds nothing',
+}
 
 TINY = {
     # Full speed benchmark of ConvNeXt-T at batch 32 (a minute on 2 cores): batch 1 at 32 px,
@@ -67,6 +70,11 @@ HELP = {
 }
 
 NOT_RUN = {
+    # Another environment: mmcv with CUDA ops (20+ min on 2 cores), or one over the system
+    # Python's torch (this machine's python3 has none); tests/test_gpu_readiness.py runs the
+    # set-up's --plan for both.
+    'FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0 make env': 'a CUDA build',
+    'CONVNEXT_TORCH=system PYTHON=$(which python3) make env': 'an environment over system torch',
     # The demo trains six models (about 13 min); tests/test_demo.py runs its --reduced path.
     'make demo': 'long training',
     # This test suite itself.
@@ -108,10 +116,12 @@ def readme_commands(path: str = README) -> List[str]:
                 pending += line[:-1] + ' '
                 continue
             line, pending = pending + line, ''
-            words = shlex.split(line, comments=True)
-            if not words:
+            # Only command lines are parsed: prose in a plain fence (a folder tree) may hold
+            # an apostrophe that is not a shell quote.
+            if not (language in SHELL_LANGUAGES or (not language and COMMAND_START.match(line))):
                 continue
-            if language in SHELL_LANGUAGES or (not language and COMMAND_START.match(line)):
+            words = shlex.split(line, comments=True)
+            if words:
                 commands.append(' '.join(words))
     return commands
 
