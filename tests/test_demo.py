@@ -1,10 +1,14 @@
 """`make demo` runs its real stages; a reduced run (a few iterations) checks the code path."""
 import csv
+import re
+from pathlib import Path
 
 import pytest
 from conftest import run_tool
 
 from backbones.demo import STAGES, Stage, stage_table
+from backbones.demo.runner import critical_path, run_all
+from backbones.demo.stages import TRIVIAL_SEG_LABEL
 
 KEYS = [s.key for s in STAGES]
 
@@ -20,6 +24,25 @@ def test_stage_table_is_consistent():
         stage_table((STAGES[0], STAGES[0]))
 
 
+def test_scheduler_starts_what_others_wait_for():
+    pre = Stage('pre', 'P', 'c.py', 'cls', 8, minutes=2.0)
+    long = Stage('long', 'L', 'c.py', 'det', 10, minutes=5.0)
+    after = Stage('after', 'A', 'c.py', 'det', 10, init_from='pre', minutes=4.0)
+    assert critical_path((pre, long, after)) == dict(pre=6.0, long=5.0, after=4.0)
+    order = []
+    run_all((pre, long, after), lambda stage: order.append(stage.key), jobs=1)
+    assert order == ['pre', 'long', 'after']
+
+
+def test_readme_demo_table_lists_the_stages():
+    """The README's demo table has one row per stage, in the matrix's order and names."""
+    readme = (Path(__file__).parents[1] / 'README.md').read_text()
+    section = readme.split('The matrix of the last full run', 1)[1]
+    table = re.search(r'^(\|.*\|\n)+', section, re.M).group(0).splitlines()
+    models = [line.split('|')[1].strip() for line in table[2:]]
+    assert models == [s.label for s in STAGES] + [TRIVIAL_SEG_LABEL]
+
+
 @pytest.mark.slow
 def test_reduced_demo_builds_the_matrix_and_reuses_stages(tmp_path):
     work = tmp_path / 'demo'
@@ -32,14 +55,23 @@ def test_reduced_demo_builds_the_matrix_and_reuses_stages(tmp_path):
     # The matrix: one row per stage, with the metric of its task, in three formats.
     with open(work / 'matrix.csv') as f:
         rows = list(csv.DictReader(f))
-    assert [r['model'] for r in rows] == [s.label for s in STAGES]
+    assert [r['model'] for r in rows] == [s.label for s in STAGES] + [TRIVIAL_SEG_LABEL]
     metrics = dict(cls=('top1', ), det=('box_ap', 'mask_ap'), seg=('miou', ))
     for row, stage in zip(rows, STAGES):
         for column in ('top1', 'box_ap', 'mask_ap', 'miou'):
             assert bool(row[column]) == (column in metrics[stage.data]), (stage.key, column)
-    assert all(float(r['params_m']) > 0 and float(r['train_time_s']) > 0 for r in rows)
+    # The floor of the UperNet rows: the background's pixel share over the 4 classes.
+    assert 15 < float(rows[-1]['miou']) < 25 and not rows[-1]['box_ap']
+    # A picture of each detector's and segmentor's predictions, drawn by their visualizers.
+    for stage in STAGES:
+        picture = work / 'pictures' / f'{stage.key}.png'
+        assert picture.exists() == (stage.data != 'cls'), stage.key
+        if stage.data != 'cls':
+            assert picture.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+    assert all(float(r['params_m']) > 0 and float(r['train_time_s']) > 0 for r in rows[:-1])
     markdown = (work / 'matrix.md').read_text()
-    assert sum(line.startswith('| ') for line in markdown.splitlines()) == 1 + len(STAGES)
+    assert sum(line.startswith('| ') for line in markdown.splitlines()) == 2 + len(STAGES)
     assert 'mIoU' in markdown
     assert (work / 'matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     # The fine-tuned rows really started from the pre-training checkpoint.
@@ -54,5 +86,6 @@ def test_reduced_demo_builds_the_matrix_and_reuses_stages(tmp_path):
     for key in KEYS:
         assert f'[demo] {key}: reusing the finished run' in second
     assert (work / 'matrix.csv').read_text() == table  # same numbers, nothing retrained
-    assert first.split('[demo] the matrix')[1].splitlines()[:9] == \
-        second.split('[demo] the matrix')[1].splitlines()[:9]
+    lines = len(STAGES) + 4  # the heading, the table, the line after
+    assert first.split("[demo] the matrix")[1].splitlines()[:lines] == \
+        second.split("[demo] the matrix")[1].splitlines()[:lines]

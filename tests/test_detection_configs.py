@@ -47,10 +47,13 @@ def paper_params(name):
 
 
 DEMO_CONFIGS = ['mask_rcnn_convnext_atto_shapes.py', 'cascade_convnext_atto_shapes.py']
+#: The demo's comparison rows: the ConvNeXt demo Mask R-CNN with another backbone.
+DEMO_COMPARISONS = ['mask_rcnn_resnet_shapes.py', 'mask_rcnn_swin_shapes.py']
 
 
 def test_every_row_has_a_config():
-    assert set(CONVNEXT_ROWS) | set(COMPARISON_ROWS) | set(DEMO_CONFIGS) == set(CONFIGS)
+    assert set(CONVNEXT_ROWS) | set(COMPARISON_ROWS) | set(DEMO_CONFIGS) | set(
+        DEMO_COMPARISONS) == set(CONFIGS)
 
 
 @pytest.fixture(scope='module')
@@ -162,7 +165,8 @@ def test_r50_rows_use_torchvision_weights(name):
     assert cfg.model.backbone.init_cfg.checkpoint == 'torchvision://resnet50'
 
 
-@pytest.mark.parametrize('name', sorted(set(CONFIGS) - set(DEMO_CONFIGS) - set(DOWNLOADED)))
+@pytest.mark.parametrize(
+    'name', sorted(set(CONFIGS) - set(DEMO_CONFIGS) - set(DEMO_COMPARISONS) - set(DOWNLOADED)))
 def test_missing_pretrained_names_the_file(name, tmp_path):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     ckpt = cfg.model.backbone.init_cfg.checkpoint
@@ -186,3 +190,21 @@ def test_demo_config_is_slim_and_standalone(built):
     assert cfg.model.roi_head.mask_head.num_convs == 2
     assert _num_params(model) < 8e6
     check_pretrained_exists(cfg)  # nothing to download or find
+
+
+@pytest.mark.parametrize('name', DEMO_COMPARISONS)
+def test_demo_comparisons_share_the_recipe(name):
+    """Same data, schedule, optimizer and heads as the ConvNeXt demo; only the backbone (and
+    the neck's input widths, Swin's weight-decay exemptions) differ."""
+    ours = Config.fromfile(osp.join(CONFIG_DIR, DEMO_CONFIGS[0]))
+    other = Config.fromfile(osp.join(CONFIG_DIR, name))
+    for key in ('train_dataloader', 'val_dataloader', 'train_cfg', 'param_scheduler',
+                'auto_scale_lr', 'randomness'):
+        assert other.get(key) == ours.get(key), key
+    assert other.optim_wrapper.optimizer == ours.optim_wrapper.optimizer
+    for key in ('rpn_head', 'roi_head', 'train_cfg', 'test_cfg'):
+        assert other.model[key] == ours.model[key], key
+    neck_ours, neck_other = dict(ours.model.neck), dict(other.model.neck)
+    neck_ours.pop('in_channels'), neck_other.pop('in_channels')
+    assert neck_ours == neck_other
+    assert other.model.backbone.type != 'ConvNeXt' and other.model.backbone.init_cfg is None

@@ -75,7 +75,7 @@ NOT_RUN = {
     # set-up's --plan for both.
     'FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0 make env': 'a CUDA build',
     'CONVNEXT_TORCH=system PYTHON=$(which python3) make env': 'an environment over system torch',
-    # The demo trains six models (about 13 min); tests/test_demo.py runs its --reduced path.
+    # The demo trains ten models (about 19 min); tests/test_demo.py runs its --reduced path.
     'make demo': 'long training',
     # This test suite itself.
     'make test': 'the test suite',

@@ -30,6 +30,8 @@ PAPER = {
 }
 SWIN = 'upernet_swin_t_ade20k.py'
 DEMO = 'upernet_convnext_atto_shapes.py'
+#: The demo's comparison rows: DEMO with another backbone of similar cost.
+DEMO_COMPARISONS = ('upernet_resnet_shapes.py', 'upernet_swin_shapes.py')
 
 
 def load(name):
@@ -46,7 +48,7 @@ def build_model(cfg, device='meta'):
 
 
 def test_every_row_has_a_config():
-    assert set(PAPER) | {SWIN, DEMO} == set(CONFIGS)
+    assert set(PAPER) | {SWIN, DEMO} | set(DEMO_COMPARISONS) == set(CONFIGS)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -63,7 +65,7 @@ def test_config_common_settings(name):
     assert cfg.tta_model.type == 'SegTTAModel'
     ratios = [t.scale_factor for t in cfg.tta_pipeline[1].transforms[0]]
     assert ratios == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-    if name == DEMO:
+    if name == DEMO or name in DEMO_COMPARISONS:
         return
     assert cfg.train_cfg.max_iters == 160000
     assert cfg.auto_scale_lr.base_batch_size == 16
@@ -153,3 +155,20 @@ def test_upernet_t_gflops():
         gflops = analyzer.total() / 1e9
     paper = row['flops'] / 1e9
     assert abs(gflops - paper) / paper < 0.05, f'{gflops:.1f} GFLOPs vs {paper}'
+
+
+@pytest.mark.parametrize('name', DEMO_COMPARISONS)
+def test_demo_comparisons_share_the_recipe(name):
+    """Same data, schedule, optimizer and heads as the ConvNeXt demo; only the backbone (and
+    what follows from it: input widths, no layer-wise decay, Swin's weight-decay exemptions)."""
+    ours, other = load(DEMO), load(name)
+    for key in ('train_dataloader', 'val_dataloader', 'train_cfg', 'param_scheduler',
+                'auto_scale_lr', 'randomness'):
+        assert other.get(key) == ours.get(key), key
+    assert other.optim_wrapper.optimizer == ours.optim_wrapper.optimizer
+    assert other.optim_wrapper.constructor == 'DefaultOptimWrapperConstructor'
+    for head in ('decode_head', 'auxiliary_head'):
+        a, b = dict(ours.model[head]), dict(other.model[head])
+        a.pop('in_channels'), b.pop('in_channels')
+        assert a == b, head
+    assert other.model.backbone.type != 'ConvNeXt' and other.model.backbone.init_cfg is None

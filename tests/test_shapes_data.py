@@ -10,8 +10,9 @@ import pytest
 from conftest import run_tool
 from pycocotools.coco import COCO
 
-from backbones.datasets import (SHAPES_CLASSES, CheckedCocoDataset, check_dataset_paths, image_rng,
-                                make_shapes, render_scene)
+from backbones.datasets import (CLS_CLASSES, SEG_CLASSES, SHAPES_CLASSES, CheckedCocoDataset,
+                                check_dataset_paths, image_rng, make_shapes, render_scene,
+                                scene_crops)
 
 SMALL = dict(det_train=8, det_val=4, seg_train=5, seg_val=3, cls_train=9, cls_val=6)
 
@@ -107,8 +108,8 @@ def test_ade_layout_and_labels(shapes):
                                cv2.IMREAD_UNCHANGED)
             assert label.shape == (128, 128) and label.dtype == np.uint8
             values |= set(np.unique(label).tolist())
-        # 0 = other/background (reduce_zero_label drops it), classes are 1..K.
-        assert 0 in values and values <= set(range(len(SHAPES_CLASSES) + 1))
+        # 0 = background (a class of its own in the demo configs), shapes are 1..K.
+        assert 0 in values and values <= set(range(len(SEG_CLASSES)))
         assert len(values) > 1
 
 
@@ -116,9 +117,32 @@ def test_imagefolder_layout(shapes):
     root, _ = shapes
     for split, n in (('train', SMALL['cls_train']), ('val', SMALL['cls_val'])):
         classes = sorted(os.listdir(osp.join(root, 'cls', split)))
-        assert classes == sorted(SHAPES_CLASSES)
-        sizes = [len(os.listdir(osp.join(root, 'cls', split, c))) for c in classes]
-        assert sum(sizes) == n and max(sizes) - min(sizes) <= 1
+        assert classes == sorted(CLS_CLASSES)
+        files = [osp.join(root, 'cls', split, c, f) for c in classes
+                 for f in os.listdir(osp.join(root, 'cls', split, c))]
+        assert len(files) == n
+        assert all(cv2.imread(f).shape == (64, 64, 3) for f in files)
+
+
+def test_crops_hold_their_shape():
+    """A shape's crop is centred on it and holds all of it with some context; a background
+    crop holds (almost) no shape."""
+    for index in range(20):
+        rng = image_rng(0, 'cls', 'train', index)
+        scene = render_scene(rng)
+        crops = scene_crops(scene, rng)
+        assert len(crops) >= len(scene.instances)
+        for instance, (label, (x0, y0, side)) in zip(scene.instances, crops):
+            assert label == instance.category + 1
+            ys, xs = np.nonzero(instance.mask)
+            assert x0 <= xs.min() and xs.max() < x0 + side + 1
+            assert y0 <= ys.min() and ys.max() < y0 + side + 1
+        for label, (x0, y0, side) in crops[len(scene.instances):]:
+            assert label == 0
+            covered = np.zeros(scene.image.shape[:2], bool)
+            for instance in scene.instances:
+                covered |= instance.mask
+            assert covered[y0:y0 + side, x0:x0 + side].mean() <= 0.05
 
 
 def test_make_shapes_cli(tmp_path):

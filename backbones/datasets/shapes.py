@@ -1,8 +1,9 @@
 """Synthetic "shapes" data: one scene renderer, three dataset layouts.
 
 The same renderer feeds the COCO instance-segmentation layout (detection demo and tests), the
-ADE20K layout (semantic segmentation) and an ImageFolder layout (classification), so the three
-tasks can be demonstrated and tested on a CPU in minutes. Every image gets its own random
+ADE20K layout (semantic segmentation, background counted as a class) and an ImageFolder layout
+of crops cut from such scenes (classification pre-training that transfers), so the three tasks
+can be demonstrated and tested on a CPU in minutes. Every image gets its own random
 generator seeded from ``(seed, layout, split, index)``: output is byte-identical for a seed,
 and changing a count does not change the images that both runs share.
 
@@ -23,9 +24,12 @@ from pycocotools import mask as mask_utils
 
 SHAPES_CLASSES: Tuple[str, ...] = ('circle', 'square', 'triangle')
 SHAPES_PALETTE: List[Tuple[int, int, int]] = [(220, 20, 60), (0, 114, 230), (60, 180, 75)]
-# mmdet/mmseg/mmpretrain ``metainfo`` for this data (ADE's 0 = "other" is dropped by
-# reduce_zero_label, so the segmentation classes are the same three names).
+#: mmdet ``metainfo`` for the COCO layout.
 SHAPES_METAINFO = dict(classes=SHAPES_CLASSES, palette=SHAPES_PALETTE)
+#: Classes of the ADE layout's label maps (0 = background, counted as a class) and of the
+#: classification crops.
+SEG_CLASSES: Tuple[str, ...] = ('background', ) + SHAPES_CLASSES
+CLS_CLASSES: Tuple[str, ...] = SEG_CLASSES
 
 _LAYOUT_CODES = dict(coco=1, ade=2, cls=3)
 _SPLIT_CODES = dict(train=1, val=2)
@@ -106,15 +110,13 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int)
     return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def render_background(rng: np.random.Generator, height: int, width: int,
-                      brightness: float = 1.0) -> np.ndarray:
+def render_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A textured background: base colour, gradient, blotches, distractor lines, noise.
 
     Args:
         rng: The image's random generator.
         height: Image height.
         width: Image width.
-        brightness: Factor on the colour field (lines keep their full random colours).
 
     Returns:
         ``(H, W, 3)`` float32 image in [0, 255] (before the final clip).
@@ -125,7 +127,7 @@ def render_background(rng: np.random.Generator, height: int, width: int,
     ramp = (np.cos(direction) * xx / width + np.sin(direction) * yy / height)[..., None]
     image = base + rng.uniform(-45, 45, 3) * ramp
     image = image + 30 * _smooth_noise(rng, height, width, int(rng.integers(3, 9)))[..., None]
-    image = (brightness * image).astype(np.float32)
+    image = image.astype(np.float32)
     # Thin lines in random colours: edges that are not objects.
     for _ in range(int(rng.integers(2, 7))):
         p0 = tuple(int(v) for v in rng.integers(0, [width, height]))
@@ -226,31 +228,41 @@ def render_scene(rng: np.random.Generator,
     return Scene(image, instances)
 
 
-def render_single(rng: np.random.Generator, category: int, size: int = 128) -> Scene:
-    """Render a classification image: one dominant, light shape of ``category``.
-
-    The background is darker, textured and crossed by distractor lines. Unlike the detection
-    scenes, contrast polarity is fixed: with random polarity, ConvNeXt-atto trained from
-    scratch stayed near chance for every demo-sized budget tried (so did a small CNN without
-    BatchNorm; with BatchNorm it learned). Lines may be light or dark, so brightness alone
-    does not give the shape away.
+def scene_crops(scene: Scene, rng: np.random.Generator,
+                context: Tuple[float, float] = (1.2, 1.6),
+                background_tries: int = 20) -> List[Tuple[int, Tuple[int, int, int]]]:
+    """Square crops of a scene for the classification layout: one around every visible shape,
+    labelled with its class + 1, and one of background (label 0) that holds at most 5% shape
+    pixels when such a place is found.
 
     Args:
-        rng: The image's random generator.
-        category: Index into :data:`SHAPES_CLASSES`.
-        size: Image height and width.
+        scene: A rendered scene.
+        rng: The scene's random generator (continued: crops follow the scene's draws).
+        context: Range of the crop side over the shape's larger box side.
+        background_tries: Random placements tried for the background crop.
 
     Returns:
-        The scene, with exactly one instance.
+        ``(label, (x0, y0, side))`` per crop, in image pixels (may reach over the border).
     """
-    image = render_background(rng, size, size, brightness=0.5)
-    diameter = rng.uniform(0.35, 0.75) * size
-    center = rng.uniform(diameter * 0.45, size - diameter * 0.45, 2)
-    mask = rasterize(shape_polygon(category, center, diameter, rng.uniform(0, 2 * np.pi)), size,
-                     size)
-    texture = _fill_texture(rng, size, size, rng.uniform(160, 255, 3))
-    image[mask] = texture[mask]
-    return Scene(_add_noise(rng, image), [Instance(category, mask)])
+    crops = []
+    for instance in scene.instances:
+        ys, xs = np.nonzero(instance.mask)
+        side = int(round(max(xs.max() - xs.min(), ys.max() - ys.min()) * rng.uniform(*context)))
+        side = max(side, 8)
+        cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+        crops.append((instance.category + 1, (int(round(cx - side / 2)),
+                                              int(round(cy - side / 2)), side)))
+    height, width = scene.image.shape[:2]
+    shapes = np.zeros((height, width), bool)
+    for instance in scene.instances:
+        shapes |= instance.mask
+    for _ in range(background_tries):
+        side = int(rng.integers(16, 48))
+        x0, y0 = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        if shapes[y0:y0 + side, x0:x0 + side].mean() <= 0.05:
+            crops.append((0, (x0, y0, side)))
+            break
+    return crops
 
 
 def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> List[List[float]]:
@@ -369,8 +381,9 @@ def make_ade_split(out_dir: str, split: str, num_images: int, seed: int = 0,
     """Write an ADE20K-style split: ``images/{training,validation}/*.jpg`` and
     ``annotations/{training,validation}/*.png``.
 
-    Labels follow ADE20K: 0 is "other" (ignored through ``reduce_zero_label``), class ``k`` of
-    :data:`SHAPES_CLASSES` is ``k + 1``.
+    Labels: 0 is the background, class ``k`` of :data:`SHAPES_CLASSES` is ``k + 1``
+    (:data:`SEG_CLASSES`). Unlike ADE20K's "other", the demo's configs count the background as
+    a class (``reduce_zero_label=False``; why: ``tools/data/README.md``).
 
     Args:
         out_dir: The ADE root (``data/shapes/ade``).
@@ -401,28 +414,45 @@ def make_ade_split(out_dir: str, split: str, num_images: int, seed: int = 0,
 
 
 def make_cls_split(out_dir: str, split: str, num_images: int, seed: int = 0,
-                   size: int = 128) -> Dict[str, int]:
-    """Write an ImageFolder split ``out_dir/{split}/<class>/*.png`` (balanced classes).
+                   size: int = 128, crop_size: int = 64) -> Dict[str, int]:
+    """Write an ImageFolder split ``out_dir/{split}/<class>/*.png`` of crops cut from scenes
+    like the detection ones (:func:`render_scene`, :func:`scene_crops`): every visible shape
+    with some context, and a background crop per scene. Classes :data:`CLS_CLASSES`.
+
+    The pre-training data look like the downstream scenes (textures, noise, distractor lines,
+    occlusion, either contrast polarity), so what a classifier learns here transfers.
 
     Args:
         out_dir: The classification root (``data/shapes/cls``).
         split: ``'train'`` or ``'val'``.
-        num_images: Number of images (class ``index % 3``).
+        num_images: Number of crops (scenes are rendered until there are that many).
         seed: Data-set seed.
-        size: Image height and width.
+        size: Side of the scenes the crops are cut from.
+        crop_size: Side of the written crops.
 
     Returns:
         Images per class name.
     """
-    counts = {name: 0 for name in SHAPES_CLASSES}
-    for name in SHAPES_CLASSES:
+    counts = {name: 0 for name in CLS_CLASSES}
+    for name in CLS_CLASSES:
         os.makedirs(osp.join(out_dir, split, name), exist_ok=True)
-    for index in range(num_images):
-        category = index % len(SHAPES_CLASSES)
-        scene = render_single(image_rng(seed, 'cls', split, index), category, size)
-        name = SHAPES_CLASSES[category]
-        _write_image(osp.join(out_dir, split, name, f'{index:06d}.png'), scene.image)
-        counts[name] += 1
+    written, index = 0, 0
+    while written < num_images:
+        rng = image_rng(seed, 'cls', split, index)
+        index += 1
+        scene = render_scene(rng, size)
+        # Reflect-pad so crops reaching over the border keep the scene's statistics.
+        pad = size
+        image = np.pad(scene.image, ((pad, pad), (pad, pad), (0, 0)), mode='reflect')
+        for label, (x0, y0, side) in scene_crops(scene, rng):
+            if written == num_images:
+                break
+            crop = image[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side]
+            crop = cv2.resize(crop, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
+            name = CLS_CLASSES[label]
+            _write_image(osp.join(out_dir, split, name, f'{written:06d}.png'), crop)
+            counts[name] += 1
+            written += 1
     return counts
 
 
@@ -433,8 +463,8 @@ def make_shapes(out_dir: str = 'data/shapes',
                 det_val: int = 60,
                 seg_train: int = 400,
                 seg_val: int = 60,
-                cls_train: int = 1800,
-                cls_val: int = 300,
+                cls_train: int = 3000,
+                cls_val: int = 500,
                 max_shapes: int = 4,
                 layouts: Sequence[str] = ('coco', 'ade', 'cls')) -> Dict[str, dict]:
     """Write the synthetic data set in every requested layout under ``out_dir``.
@@ -451,8 +481,8 @@ def make_shapes(out_dir: str = 'data/shapes',
         det_val: COCO val images.
         seg_train: ADE training images.
         seg_val: ADE validation images.
-        cls_train: ImageFolder train images (all classes together).
-        cls_val: ImageFolder val images.
+        cls_train: ImageFolder train crops (all classes together).
+        cls_val: ImageFolder val crops.
         max_shapes: Most shapes per detection/segmentation image.
         layouts: Any of ``'coco'``, ``'ade'``, ``'cls'``.
 

@@ -13,7 +13,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 from backbones.analysis.results import (format_markdown, matrix_rows, plot_matrix, read_run,
                                         write_csv, write_markdown)
 from backbones.engine import read_last_checkpoint
-from .stages import CLS_DATA, DET_DATA, STAGES, Stage, stage_table
+from .pictures import draw_detections, draw_segmentation, trivial_segmentation, val_images
+from .stages import (CLS_DATA, DET_DATA, SEG_DATA, SEG_NUM_CLASSES, STAGES, TRIVIAL_SEG_LABEL,
+                     Stage, stage_table)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MARKER = 'demo_stage.json'
@@ -173,11 +175,23 @@ def run_stage(stage: Stage, work: str, data: str, reduced: bool, progress: Progr
     return record
 
 
+def critical_path(stages: Sequence[Stage]) -> Dict[str, float]:
+    """Minutes from the start of each stage to the end of the longest chain of stages that
+    wait for it (its own ``minutes`` plus its longest-waiting dependant's path)."""
+    path: Dict[str, float] = {}
+    for stage in reversed(list(stages)):  # dependants come after what they wait for
+        after = [path[s.key] for s in stages if s.init_from == stage.key]
+        path[stage.key] = stage.minutes + max(after, default=0.)
+    return path
+
+
 def run_all(stages: Sequence[Stage], run: Callable[[Stage], None], jobs: int) -> None:
-    """Run ``stages`` on ``jobs`` worker threads. A worker takes the longest ready stage
-    (``minutes``; ready = its ``init_from`` stage is done), waiting while none is. The first
+    """Run ``stages`` on ``jobs`` worker threads. A worker takes the ready stage (its
+    ``init_from`` stage is done) with the longest :func:`critical_path`, waiting while none is
+    ready: a pre-training that others wait for starts first, then the longest runs. The first
     failure stops the scheduling of new stages and is raised once the running ones end."""
-    pending = sorted(stages, key=lambda s: -s.minutes)
+    path = critical_path(stages)
+    pending = sorted(stages, key=lambda s: -path[s.key])
     done: List[str] = []
     errors: List[BaseException] = []
     cond = threading.Condition()
@@ -224,18 +238,36 @@ def make_data(data: str) -> None:
     print(f'[demo] data: written to {data} in {time.time() - start:.0f} s', flush=True)
 
 
-def write_matrix(stages: Sequence[Stage], work: str) -> str:
-    """Read every stage's run, write WORK/matrix.{md,csv,png}; return the Markdown table."""
+def write_matrix(stages: Sequence[Stage], work: str, data: str) -> str:
+    """Read every stage's run, write WORK/matrix.{md,csv,png} (with the trivial segmentation
+    baseline as the last row when there are segmentation stages); return the Markdown table."""
     runs = []
     for stage in stages:
         run = read_run(osp.join(work, stage.key))
         run.name = stage.label
         runs.append(run)
+    if any(stage.data == SEG_DATA for stage in stages):
+        runs.append(trivial_segmentation(data, SEG_NUM_CLASSES, TRIVIAL_SEG_LABEL))
     rows = matrix_rows(runs, shape=MATRIX_SHAPE)
     write_markdown(rows, osp.join(work, 'matrix.md'))
     write_csv(rows, osp.join(work, 'matrix.csv'))
     plot_matrix(runs, rows, osp.join(work, 'matrix.png'))
     return format_markdown(rows)
+
+
+def draw_pictures(stages: Sequence[Stage], work: str, data: str) -> List[str]:
+    """WORK/pictures/<stage>.png: each detection and segmentation model's predictions on four
+    validation images, drawn by MMDetection's / MMSegmentation's visualizers."""
+    written = []
+    for stage in stages:
+        if stage.data == CLS_DATA:
+            continue
+        draw = draw_detections if stage.data == DET_DATA else draw_segmentation
+        work_dir = osp.join(work, stage.key)
+        written.append(draw(stage.config, final_checkpoint(work_dir),
+                            val_images(data, stage.data),
+                            osp.join(work, 'pictures', f'{stage.key}.png')))
+    return written
 
 
 def run_demo(work: str, data: str, jobs: int = 2, reduced: bool = False,
@@ -267,9 +299,11 @@ def run_demo(work: str, data: str, jobs: int = 2, reduced: bool = False,
                                  f'min: {shown}')
 
     run_all(list(table.values()), train, jobs)
-    table_md = write_matrix(list(table.values()), work)
+    table_md = write_matrix(list(table.values()), work, data)
+    pictures = draw_pictures(list(table.values()), work, data)
     print(f'\n[demo] the matrix on the shapes val splits (params and GFLOPs at '
           f'{MATRIX_SHAPE[0]}x{MATRIX_SHAPE[1]}):')
     print(table_md)
-    print(f'[demo] written: {work}/matrix.md, matrix.csv, matrix.png '
-          f'({(time.time() - start) / 60:.1f} min in all)')
+    print(f'[demo] written: {work}/matrix.md, matrix.csv, matrix.png and {len(pictures)} '
+          f'pictures of predictions in {work}/pictures ({(time.time() - start) / 60:.1f} min in '
+          'all)')

@@ -37,23 +37,43 @@ class Stage:
     minutes: float = 1.0
 
 
+_DET, _CASCADE, _SEG = ('configs/detection/mask_rcnn_{}_shapes.py',
+                        'configs/detection/cascade_{}_shapes.py',
+                        'configs/segmentation/upernet_{}_shapes.py')
+_PRE = 'pretrain_convnext_atto'
+
+#: The demo, in the matrix's row order: ConvNeXt-atto pre-trained on crops of the shapes scenes
+#: and fine-tuned; one ConvNeXt row of each task from scratch to show the gain; a classic
+#: ResNet and a Swin of similar cost under the same recipe, from scratch.
 STAGES: Tuple[Stage, ...] = (
-    Stage('pretrain_convnext_atto', 'ConvNeXt-atto classifier (shapes pre-training)',
+    Stage(_PRE, 'Classifier, ConvNeXt-atto (pre-training on crops of the scenes)',
           'configs/classification/convnext_atto_shapes.py', CLS_DATA, length=8, reduced=1,
-          minutes=1.8),
-    Stage('cascade_convnext_atto_pretrained', 'Cascade Mask R-CNN, ConvNeXt-atto, pre-trained',
-          'configs/detection/cascade_convnext_atto_shapes.py', DET_DATA, length=300,
-          init_from='pretrain_convnext_atto', minutes=7.3),
-    Stage('upernet_convnext_atto_pretrained', 'UperNet, ConvNeXt-atto, pre-trained',
-          'configs/segmentation/upernet_convnext_atto_shapes.py', SEG_DATA, length=400,
-          init_from='pretrain_convnext_atto', minutes=2.6),
+          minutes=3.0),
     Stage('mask_rcnn_convnext_atto_pretrained', 'Mask R-CNN, ConvNeXt-atto, pre-trained',
-          'configs/detection/mask_rcnn_convnext_atto_shapes.py', DET_DATA, length=300,
-          init_from='pretrain_convnext_atto', minutes=3.5),
+          _DET.format('convnext_atto'), DET_DATA, length=300, init_from=_PRE, minutes=3.5),
     Stage('mask_rcnn_convnext_atto_scratch', 'Mask R-CNN, ConvNeXt-atto, from scratch',
-          'configs/detection/mask_rcnn_convnext_atto_shapes.py', DET_DATA, length=300,
-          minutes=3.6),
+          _DET.format('convnext_atto'), DET_DATA, length=300, minutes=3.5),
+    Stage('mask_rcnn_resnet_scratch', 'Mask R-CNN, ResNet-18 (half width), from scratch',
+          _DET.format('resnet'), DET_DATA, length=300, minutes=3.0),
+    Stage('mask_rcnn_swin_scratch', 'Mask R-CNN, Swin (embed 32), from scratch',
+          _DET.format('swin'), DET_DATA, length=300, minutes=3.5),
+    Stage('cascade_convnext_atto_pretrained', 'Cascade Mask R-CNN, ConvNeXt-atto, pre-trained',
+          _CASCADE.format('convnext_atto'), DET_DATA, length=300, init_from=_PRE,
+          minutes=7.3),
+    Stage('upernet_convnext_atto_pretrained', 'UperNet, ConvNeXt-atto, pre-trained',
+          _SEG.format('convnext_atto'), SEG_DATA, length=400, init_from=_PRE, minutes=2.7),
+    Stage('upernet_convnext_atto_scratch', 'UperNet, ConvNeXt-atto, from scratch',
+          _SEG.format('convnext_atto'), SEG_DATA, length=400, minutes=2.7),
+    Stage('upernet_resnet_scratch', 'UperNet, ResNet-18 (half width), from scratch',
+          _SEG.format('resnet'), SEG_DATA, length=400, minutes=2.5),
+    Stage('upernet_swin_scratch', 'UperNet, Swin (embed 32), from scratch', _SEG.format('swin'),
+          SEG_DATA, length=400, minutes=3.0),
 )
+
+#: The matrix's last row: the mIoU of calling every pixel background (the UperNet rows' floor).
+TRIVIAL_SEG_LABEL = 'UperNet task, trivial baseline: every pixel background'
+#: Classes of the segmentation demo's label maps (background included).
+SEG_NUM_CLASSES = 4
 
 
 def stage_table(stages: Tuple[Stage, ...] = STAGES) -> Dict[str, Stage]:

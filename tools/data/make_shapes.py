@@ -2,7 +2,7 @@
 
     python tools/data/make_shapes.py [--out data/shapes] [--seed 0] [--size 128] \
         [--det-train 400] [--det-val 60] [--seg-train 400] [--seg-val 60] \
-        [--cls-train 1800] [--cls-val 300] [--layouts coco ade cls]
+        [--cls-train 3000] [--cls-val 500] [--layouts coco ade cls]
 
 Deterministic: the same arguments give byte-identical files. See tools/data/README.md.
 """
@@ -25,8 +25,9 @@ def parse_args(argv=None):
     parser.add_argument('--det-val', type=int, default=60, help='COCO val images')
     parser.add_argument('--seg-train', type=int, default=400, help='ADE training images')
     parser.add_argument('--seg-val', type=int, default=60, help='ADE validation images')
-    parser.add_argument('--cls-train', type=int, default=1800, help='ImageFolder train images')
-    parser.add_argument('--cls-val', type=int, default=300, help='ImageFolder val images')
+    parser.add_argument('--cls-train', type=int, default=3000,
+                        help='ImageFolder train crops (cut from scenes)')
+    parser.add_argument('--cls-val', type=int, default=500, help='ImageFolder val crops')
     parser.add_argument('--max-shapes', type=int, default=4,
                         help='most shapes per detection/segmentation image')
     parser.add_argument('--layouts', nargs='+', default=['coco', 'ade', 'cls'],
