@@ -356,7 +356,7 @@ def test_check_images_covers_segmentation_and_imagefolder_data(tmp_path):
     assert [p for p, _ in found] == [str(label_map)], found
     assert found[0][1].startswith('not a decodable image (UnidentifiedImageError')  # PIL's
 
-    make_cls_split(str(tmp_path / 'cls'), 'train', 6, size=32)
+    make_cls_split(str(tmp_path / 'cls'), 'train', 24, size=64, crop_size=32)  # every class
     cls = ImageFolderDataset(str(tmp_path / 'cls'), 'train')
     spoilt = cls.samples[2][0]
     _spoil(spoilt, 'truncate')

@@ -239,7 +239,8 @@ def scene_crops(scene: Scene, rng: np.random.Generator,
         scene: A rendered scene.
         rng: The scene's random generator (continued: crops follow the scene's draws).
         context: Range of the crop side over the shape's larger box side.
-        background_tries: Random placements tried for the background crop.
+        background_tries: Random placements tried for the background crop (its side is
+            1/8 to 3/8 of the scene's).
 
     Returns:
         ``(label, (x0, y0, side))`` per crop, in image pixels (may reach over the border).
@@ -257,7 +258,7 @@ def scene_crops(scene: Scene, rng: np.random.Generator,
     for instance in scene.instances:
         shapes |= instance.mask
     for _ in range(background_tries):
-        side = int(rng.integers(16, 48))
+        side = int(rng.integers(width // 8, width * 3 // 8))  # 16..47 px in 128-px scenes
         x0, y0 = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
         if shapes[y0:y0 + side, x0:x0 + side].mean() <= 0.05:
             crops.append((0, (x0, y0, side)))
