@@ -45,8 +45,12 @@ def fake_tool(folder, name, script):
     return folder
 
 
-def fake_nvcc(folder, release):
-    """An nvcc that reports ``release`` and, like the real one, its toolkit root on --dryrun."""
+def fake_nvcc(folder, release, headers=('cusparse.h', 'cublas_v2.h', 'cusolverDn.h')):
+    """An nvcc that reports ``release`` and, like the real one, its toolkit root on --dryrun;
+    its toolkit holds ``headers`` (a full toolkit has the math libraries' headers)."""
+    (folder.parent / 'include').mkdir(parents=True, exist_ok=True)
+    for header in headers:
+        (folder.parent / 'include' / header).write_text('')
     return fake_tool(folder, 'nvcc', f'''case "$*" in
   *--version*) echo "Cuda compilation tools, release {release}, V{release}.1" ;;
   *--dryrun*) echo '#$ TOP={folder}/..' >&2 ;;
@@ -113,6 +117,10 @@ def test_plan_chooses_the_compiler_by_torchs_cuda_version(tmp_path):
     # CUDA_HOME is tried before PATH.
     assert plan(tmp_path, [other], CUDA_HOME=str(tmp_path / 'match'),
                 **common)['cuda_toolkit'] == f'nvcc {tmp_path / "match"} {major}.9'
+    # A toolkit of the compiler alone (like one laid out from NVIDIA's compiler wheels) lacks
+    # the math libraries' headers that torch's CUDA headers include: the PyPI layout has them.
+    bare = fake_nvcc(tmp_path / 'bare' / 'bin', f'{major}.9', headers=('cublas_v2.h', ))
+    assert plan(tmp_path, [bare], **common)['cuda_toolkit'] == f'pypi - {want}'
 
 
 def test_plan_rejects_unknown_settings(tmp_path):

@@ -58,8 +58,17 @@ nvcc_home() {  # the real toolkit root: /usr/local/bin/nvcc may be a wrapper scr
     (cd "$top" && pwd -P)
 }
 
+# torch's CUDA headers include the math libraries' (ATen/cuda/CUDAContextLight.h): a toolkit
+# of the compiler alone (nvcc, crt, nvvm, cccl) cannot build against them. Prints what is missing.
+missing_headers() {
+    local h
+    for h in cusparse.h cublas_v2.h cusolverDn.h; do
+        [[ -e "$1/include/$h" ]] || echo -n "$h "
+    done
+}
+
 toolkit() {
-    local py=$1 want nvcc rel
+    local py=$1 want nvcc rel home lacking
     want=$(torch_cuda "$py")
     [[ -n "$want" ]] || die "the torch of $py is not a CUDA build: no CUDA ops can be built for it"
     if [[ "${CONVNEXT_CUDA_TOOLKIT:-auto}" != pypi ]]; then
@@ -71,10 +80,19 @@ toolkit() {
         if [[ -n "$nvcc" ]]; then
             rel=$(nvcc_release "$nvcc")
             if [[ -n "$rel" && "${rel%%.*}" == "${want%%.*}" ]]; then
-                echo "nvcc $(nvcc_home "$nvcc") $rel"
-                return
+                home=$(nvcc_home "$nvcc")
+                lacking=$(missing_headers "$home")
+                if [[ -z "$lacking" ]]; then
+                    echo "nvcc $home $rel"
+                    return
+                fi
+                # The PyPI layout also links the headers of torch's own nvidia packages.
+                log "$home has no ${lacking}(torch's CUDA headers need them):" \
+                    "using NVIDIA's PyPI compiler packages"
+            else
+                log "$nvcc is CUDA ${rel:-?}, torch wants $want: using NVIDIA's PyPI compiler" \
+                    "packages"
             fi
-            log "$nvcc is CUDA ${rel:-?}, torch wants $want: using NVIDIA's PyPI compiler packages"
         fi
     fi
     echo "pypi - $want"
@@ -159,7 +177,8 @@ build() {
     local py=$1 out=$2 work src wheel arch tk kind home ver
     mkdir -p "$out"
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
+    # Expanded now: the trap runs at exit, where this function's locals are gone.
+    trap "rm -rf '$work'" EXIT
     if [[ -n "${MMCV_SOURCE:-}" ]]; then
         cp "$MMCV_SOURCE" "$work/mmcv-2.1.0.tar.gz"
     else
