@@ -186,7 +186,9 @@ if ! mmcv_ok; then
             export FORCE_CUDA=0
         fi
         wheel=$("$repo/tools/build_mmcv.sh" build "$py" "$wheel_cache")
-        pip install -q --no-deps --no-index "$wheel"
+        # --force-reinstall: with CONVNEXT_TORCH=system, an mmcv of the reused interpreter
+        # (other ops, outside this environment, left alone) would count as already installed.
+        pip install -q --no-deps --no-index --force-reinstall "$wheel"
         "$repo/tools/build_mmcv.sh" check "$py" "$ops" \
             || die "mmcv built but its ops do not import"
         log "built $wheel ($(du -m "$wheel" | cut -f1) MB)"
