@@ -5,18 +5,7 @@ repeats are interleaved in rounds (ours, timm; ours, timm; ...), so load from ot
 hits both alike. Medians and spreads of images/s and latency over the repeats; the ratio
 ``ours/timm`` is the median of the per-round throughput ratios (robust on a shared machine).
 
-The command line is ``tools/analysis/benchmark.py`` (its ``--help``); examples::
-
-    # eager fp32 inference at 224, batch 32, ours vs timm
-    python tools/analysis/benchmark.py --arch tiny --batch 32 --threads 2 --compare timm
-    # our fast path + torch.compile against timm eager fp32 (and our plain path too)
-    python tools/analysis/benchmark.py --arch tiny --batch 32 --threads 2 --fast --compile \\
-        --compare timm --compare-settings eager-fp32 --also-plain
-    # detection resolution, training step with / without activation checkpointing
-    python tools/analysis/benchmark.py --mode train --input-size 800 1333 --batch 1 --with-cp
-    # a whole detector from a config, synthetic inputs
-    python tools/analysis/benchmark.py --mode train-model \\
-        --config configs/detection/mask_rcnn_convnext_atto_shapes.py --input-size 128 128
+The command line is ``tools/analysis/benchmark.py`` (its ``--help``; examples in its docstring).
 
 Peak memory: on GPU ``torch.cuda.max_memory_allocated`` over one step. On CPU torch keeps no
 allocator statistics, so each model is run again in a fresh subprocess: one warm-up step, then
