@@ -184,9 +184,12 @@ def test_demo_config_is_slim_and_standalone(built):
     assert cfg.train_dataloader.batch_size == 8
     assert cfg.train_dataloader.dataset.data_root == 'data/shapes/coco/'
     assert cfg.train_dataloader.dataset.metainfo.classes == ('circle', 'square', 'triangle')
+    # Mask R-CNN samples 64 RoIs; Cascade 32 per stage (three heads, the demo's time budget).
     rcnn = cfg.model.train_cfg.rcnn
-    for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
-        assert stage.sampler.num == 64
+    if isinstance(rcnn, list):
+        assert [stage.sampler.num for stage in rcnn] == [32, 32, 32]
+    else:
+        assert rcnn.sampler.num == 64
     assert cfg.model.roi_head.mask_head.num_convs == 2
     assert _num_params(model) < 8e6
     check_pretrained_exists(cfg)  # nothing to download or find

@@ -67,6 +67,9 @@ HELP = {
     'python tools/analysis/get_flops.py CONFIG [--shape H W] [--json]': 'synopsis',
     'python tools/analysis/matrix.py WORK_DIR... --out-md t.md --out-csv t.csv --out-png t.png':
         'synopsis (needs finished work dirs)',
+    # Minutes per model on the demo's data; tests/test_peer_probe.py runs both tasks tiny.
+    'python tools/analysis/peer_probe.py cls': 'needs the shapes data, 10 min',
+    'python tools/analysis/peer_probe.py seg': 'needs the shapes data, 4 min',
 }
 
 NOT_RUN = {
@@ -75,7 +78,7 @@ NOT_RUN = {
     # set-up's --plan for both.
     'FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0 make env': 'a CUDA build',
     'CONVNEXT_TORCH=system PYTHON=$(which python3) make env': 'an environment over system torch',
-    # The demo trains ten models (about 19 min); tests/test_demo.py runs its --reduced path.
+    # The demo trains nine models (about 15 min); tests/test_demo.py runs its --reduced path.
     'make demo': 'long training',
     # This test suite itself.
     'make test': 'the test suite',

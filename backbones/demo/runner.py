@@ -185,13 +185,64 @@ def critical_path(stages: Sequence[Stage]) -> Dict[str, float]:
     return path
 
 
-def run_all(stages: Sequence[Stage], run: Callable[[Stage], None], jobs: int) -> None:
-    """Run ``stages`` on ``jobs`` worker threads. A worker takes the ready stage (its
-    ``init_from`` stage is done) with the longest :func:`critical_path`, waiting while none is
-    ready: a pre-training that others wait for starts first, then the longest runs. The first
-    failure stops the scheduling of new stages and is raised once the running ones end."""
+def simulated_minutes(order: Sequence[Stage], jobs: int) -> float:
+    """Minutes :func:`run_all` would take for ``order`` if every stage took its ``minutes``:
+    each free worker takes the first ready stage in ``order``, or waits for the next stage to
+    finish when none is ready."""
+    free = [0.0] * max(1, jobs)
+    ends: Dict[str, float] = {}
+    pending = list(order)
+    while pending:
+        worker = min(range(len(free)), key=free.__getitem__)
+        now = free[worker]
+        stage = next((s for s in pending if s.init_from is None
+                      or ends.get(s.init_from, float('inf')) <= now), None)
+        if stage is None:  # idle until the next stage ends (after ``now``)
+            later = [t for t in ends.values() if t > now]
+            if not later:
+                raise ValueError(f'stages {[s.key for s in pending]} wait for stages that are '
+                                 'not in the order')
+            free[worker] = min(later)
+            continue
+        pending.remove(stage)
+        ends[stage.key] = free[worker] = now + stage.minutes
+    return max(free)
+
+
+def plan_order(stages: Sequence[Stage], jobs: int) -> List[Stage]:
+    """The order :func:`run_all` offers the stages in. Stages that others wait for come first
+    (longest :func:`critical_path` first); the others start in critical-path order, improved
+    by moving or swapping one stage at a time while :func:`simulated_minutes` drops. Critical
+    path first alone can leave a worker idle at the end (the demo's stages: 14.6 minutes
+    planned that way, 14.2 by this plan)."""
     path = critical_path(stages)
-    pending = sorted(stages, key=lambda s: -path[s.key])
+    ranked = sorted(stages, key=lambda s: -path[s.key])
+    waited_for = {s.init_from for s in stages}
+    head = [s for s in ranked if s.key in waited_for]
+    rest = [s for s in ranked if s.key not in waited_for]
+    best = simulated_minutes(head + rest, jobs)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(len(rest)):
+            for j in range(len(rest)):
+                moved, swapped = list(rest), list(rest)
+                moved.insert(j, moved.pop(i))
+                swapped[i], swapped[j] = swapped[j], swapped[i]
+                for trial in (moved, swapped):
+                    minutes = simulated_minutes(head + trial, jobs)
+                    if minutes < best - 1e-9:
+                        rest, best, improved = trial, minutes, True
+    return head + rest
+
+
+def run_all(stages: Sequence[Stage], run: Callable[[Stage], None], jobs: int) -> None:
+    """Run ``stages`` on ``jobs`` worker threads. A worker takes the first ready stage (its
+    ``init_from`` stage is done) in :func:`plan_order`'s order, waiting while none is ready: a
+    pre-training that others wait for starts first, and the order keeps the workers busy to
+    the end. The first failure stops the scheduling of new stages and is raised once the
+    running ones end."""
+    pending = plan_order(stages, jobs)
     done: List[str] = []
     errors: List[BaseException] = []
     cond = threading.Condition()

@@ -1,6 +1,6 @@
 # Demo: Cascade Mask R-CNN (4conv1fc, GIoU) on ConvNeXt-atto, trained from scratch on the
 # synthetic shapes set (python tools/data/make_shapes.py). Slim heads for 2 CPU cores: FPN 64
-# channels, 300 proposals, 64 sampled RoIs per stage, 32-channel convs + 256-wide FC box heads,
+# channels, 300 proposals, 32 sampled RoIs per stage, 32-channel convs + 256-wide FC box heads,
 # 2-conv mask head. Assumes 1 process x 8 images (auto_scale_lr rescales for more).
 #   python tools/train.py configs/detection/cascade_convnext_atto_shapes.py
 # The backbone starts from scratch (init_cfg=None). To start from a pretrained one, replace
@@ -37,7 +37,10 @@ model = dict(
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=600, max_per_img=300),
-        rcnn=[dict(stage, sampler=dict(stage.sampler, num=64))
+        # 32 sampled RoIs per stage (96 over the three; Mask R-CNN's demo samples 64), so the
+        # demo fits in 15 minutes: 5.1 instead of 7.7 min (a third of it was mmcv's CPU
+        # RoIAlign backward) for 15.7 / 18.3 box / mask AP instead of 17.0 / 18.7.
+        rcnn=[dict(stage, sampler=dict(stage.sampler, num=32))
               for stage in _base_.model.train_cfg.rcnn]),
     test_cfg=dict(
         rpn=dict(nms_pre=300, max_per_img=100),
