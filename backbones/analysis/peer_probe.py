@@ -2,9 +2,10 @@
 
 When every demo row stalls (UperNet near 31 mIoU whatever the backbone) or one backbone trails
 another, the first suspect is our own pipeline. These runs train timm's models with a bare loop
-on the very files the demo reads: no MMEngine, MMDetection, MMSegmentation or code of this
-package in the path (timm's transforms and data set for the crops, a flip for the scenes,
-AdamW, one-cycle lr). A finding that holds here does not come from our configs, runner or heads.
+on the very files the demo reads, with nothing of MMEngine, MMDetection, MMSegmentation or the
+rest of this package in the path (timm's transforms and data set for the crops, a flip for the
+scenes, AdamW, one-cycle lr). A finding that holds here does not come from our configs, runner
+or heads.
 
 A model is named by a spec: a timm model name (``convnext_atto``, ``resnet18``), optionally with
 ``:bn``: the same ConvNeXt with BatchNorm in place of its LayerNorms (timm then needs the
