@@ -188,6 +188,13 @@ def test_demo_config_is_slim_and_standalone(built):
     rcnn = cfg.model.train_cfg.rcnn
     if isinstance(rcnn, list):
         assert [stage.sampler.num for stage in rcnn] == [32, 32, 32]
+        # Every stage has the Mask R-CNN demo's box head; the deltas and GIoU stay the paper's.
+        mask_rcnn = Config.fromfile(osp.join(CONFIG_DIR, DEMO_CONFIGS[0])).model.roi_head
+        heads = cfg.model.roi_head.bbox_head
+        assert {h.type for h in heads} == {mask_rcnn.bbox_head.type} == {'Shared2FCBBoxHead'}
+        assert {h.fc_out_channels for h in heads} == {mask_rcnn.bbox_head.fc_out_channels}
+        assert [h.bbox_coder.target_stds[0] for h in heads] == [0.1, 0.05, 0.033]
+        assert all(h.loss_bbox.type == 'GIoULoss' and h.reg_decoded_bbox for h in heads)
     else:
         assert rcnn.sampler.num == 64
     assert cfg.model.roi_head.mask_head.num_convs == 2

@@ -60,7 +60,7 @@ STAGES: Tuple[Stage, ...] = (
           _DET.format('swin'), DET_DATA, length=300, minutes=4.0),
     Stage('cascade_convnext_atto_pretrained', 'Cascade Mask R-CNN, ConvNeXt-atto, pre-trained',
           _CASCADE.format('convnext_atto'), DET_DATA, length=300, init_from=_PRE,
-          minutes=5.1),
+          minutes=4.9),
     Stage('upernet_convnext_atto_pretrained', 'UperNet, ConvNeXt-atto, pre-trained',
           _SEG.format('convnext_atto'), SEG_DATA, length=300, init_from=_PRE, minutes=1.9),
     Stage('upernet_resnet_scratch', 'UperNet, ResNet-18 (half width), from scratch',
