@@ -94,6 +94,47 @@ def test_scenes_have_several_disjoint_instances():
     assert max(counts) >= 3 and min(counts) >= 1
 
 
+def _fill_variation(scene, instance):
+    """Largest per-channel std of a shape's inner pixels after a 5x5 box blur (which averages
+    the scene's pixel noise away but keeps fill blotches), or None for a thin shape."""
+    blur = cv2.blur(scene.image.astype(np.float32), (5, 5))
+    core = cv2.erode(instance.mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    return float(blur[core].std(0).max()) if core.sum() >= 10 else None
+
+
+def test_easy_scenes_are_upright_flat_and_whole():
+    """``easy=True``: squares are axis-aligned rectangles, triangles widen from the apex down,
+    every shape is whole (convex: nothing drawn over it) and filled with one colour plus the
+    scene's noise; the default scenes are none of these."""
+    easy_std, default_std = [], []
+    for index in range(16):
+        scene = render_scene(image_rng(0, 'coco', 'train', index), easy=True)
+        assert scene.instances
+        for instance in scene.instances:
+            mask = instance.mask
+            ys, xs = np.nonzero(mask)
+            box = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            name = SHAPES_CLASSES[instance.category]
+            if name == 'square':
+                assert box.all()  # axis-aligned (a border can cut it, never rotate it)
+            elif name == 'triangle':
+                widths = box.sum(1)
+                assert (np.diff(widths) >= -1).all()  # apex up
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                           cv2.CHAIN_APPROX_NONE)
+            assert len(contours) == 1
+            hull = np.zeros_like(mask, np.uint8)
+            cv2.fillPoly(hull, [cv2.convexHull(contours[0])], 1)
+            assert (hull.astype(bool) & ~mask).sum() <= 0.05 * mask.sum() + 4
+            easy_std.append(_fill_variation(scene, instance))
+        default = render_scene(image_rng(0, 'coco', 'train', index))
+        default_std += [_fill_variation(default, inst) for inst in default.instances]
+    easy_std, default_std = ([v for v in values if v is not None]
+                             for values in (easy_std, default_std))
+    # Flat colours against stripes and blotches.
+    assert max(easy_std) < 3 and np.median(default_std) > 2 * max(easy_std)
+
+
 def test_ade_layout_and_labels(shapes):
     root, _ = shapes
     for split, n in (('training', SMALL['seg_train']), ('validation', SMALL['seg_val'])):
@@ -153,6 +194,11 @@ def test_make_shapes_cli(tmp_path):
     with open(out / 'coco' / 'annotations' / 'instances_val.json') as f:
         assert len(json.load(f)['images']) == 2
     assert not (out / 'ade').exists()
+    easy = tmp_path / 'easy'
+    run_tool(['tools/data/make_shapes.py', '--out', str(easy), '--det-train', '3',
+              '--det-val', '2', '--layouts', 'coco', '--seed', '1', '--easy'])
+    # Same seed, other scenes: --easy reaches the renderer.
+    assert _digest(str(easy / 'coco' / 'train')) != _digest(str(out / 'coco' / 'train'))
 
 
 def test_dataset_path_checks_name_the_path(shapes, tmp_path):

@@ -9,7 +9,9 @@ and changing a count does not change the images that both runs share.
 
 Scenes are deliberately not trivial: textured, noisy backgrounds with distractor lines, shapes
 of varied size, colour and rotation, and occlusion (later shapes are drawn over earlier ones;
-annotations describe only what stays visible).
+annotations describe only what stays visible). ``easy=True`` renders the same kind of scene
+without the clutter (upright shapes in flat colours, no distractor lines, no occlusion), to
+measure what the clutter costs a model.
 """
 import json
 import os
@@ -34,6 +36,8 @@ CLS_CLASSES: Tuple[str, ...] = SEG_CLASSES
 _LAYOUT_CODES = dict(coco=1, ade=2, cls=3)
 _SPLIT_CODES = dict(train=1, val=2)
 _SHIFT = 4  # cv2 fixed-point bits: vertices are rasterised at 1/16 px precision
+#: Rotations of the easy scenes' shapes: squares axis-aligned, triangles apex up.
+UPRIGHT_ANGLES: Dict[str, float] = dict(circle=0.0, square=np.pi / 4, triangle=-np.pi / 2)
 
 
 @dataclass
@@ -110,13 +114,16 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int)
     return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def render_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A textured background: base colour, gradient, blotches, distractor lines, noise.
+def render_background(rng: np.random.Generator, height: int, width: int,
+                      lines: bool = True) -> np.ndarray:
+    """A textured background: base colour, gradient, blotches and distractor lines (the
+    scene's noise is added last, by :func:`render_scene`).
 
     Args:
         rng: The image's random generator.
         height: Image height.
         width: Image width.
+        lines: Draw the distractor lines.
 
     Returns:
         ``(H, W, 3)`` float32 image in [0, 255] (before the final clip).
@@ -129,7 +136,7 @@ def render_background(rng: np.random.Generator, height: int, width: int) -> np.n
     image = image + 30 * _smooth_noise(rng, height, width, int(rng.integers(3, 9)))[..., None]
     image = image.astype(np.float32)
     # Thin lines in random colours: edges that are not objects.
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(2, 7)) if lines else 0):
         p0 = tuple(int(v) for v in rng.integers(0, [width, height]))
         p1 = tuple(int(v) for v in rng.integers(0, [width, height]))
         cv2.line(image, p0, p1, tuple(float(c) for c in rng.uniform(0, 255, 3)),
@@ -177,7 +184,8 @@ def render_scene(rng: np.random.Generator,
                  max_shapes: int = 4,
                  min_area: int = 30,
                  min_visible: float = 0.3,
-                 size_range: Tuple[float, float] = (0.12, 0.45)) -> Scene:
+                 size_range: Tuple[float, float] = (0.12, 0.45),
+                 easy: bool = False) -> Scene:
     """Render one scene with several (possibly overlapping) shapes.
 
     Shapes are placed one after another, each drawn over the earlier ones. A placement is
@@ -194,11 +202,16 @@ def render_scene(rng: np.random.Generator,
         min_area: Smallest visible area (pixels) an annotated shape may keep.
         min_visible: Smallest visible fraction of an occluded shape.
         size_range: Shape diameter range as a fraction of ``size``.
+        easy: Without the clutter: upright shapes (:data:`UPRIGHT_ANGLES`) in flat colours, no
+            distractor lines, and no shape hiding any part of another (``min_visible`` is 1).
+            Background gradient, blotches and noise stay.
 
     Returns:
         The scene; instance masks are the visible pixels.
     """
-    image = render_background(rng, size, size)
+    if easy:
+        min_visible = 1.0
+    image = render_background(rng, size, size, lines=not easy)
     full_masks: List[np.ndarray] = []
     visible: List[np.ndarray] = []
     categories: List[int] = []
@@ -208,8 +221,9 @@ def render_scene(rng: np.random.Generator,
             diameter = rng.uniform(*size_range) * size
             # Centres may sit near the border: some shapes are cut by the image edge.
             center = rng.uniform(diameter * 0.3, size - diameter * 0.3, 2)
-            mask = rasterize(shape_polygon(category, center, diameter,
-                                           rng.uniform(0, 2 * np.pi)), size, size)
+            angle = (UPRIGHT_ANGLES[SHAPES_CLASSES[category]] if easy else
+                     rng.uniform(0, 2 * np.pi))
+            mask = rasterize(shape_polygon(category, center, diameter, angle), size, size)
             if mask.sum() < min_area:
                 continue
             remaining = [v & ~mask for v in visible]
@@ -221,8 +235,8 @@ def render_scene(rng: np.random.Generator,
         visible = remaining + [mask]
         full_masks.append(mask)
         categories.append(category)
-        texture = _fill_texture(rng, size, size, _shape_color(rng, image))
-        image[mask] = texture[mask]
+        color = _shape_color(rng, image)
+        image[mask] = color if easy else _fill_texture(rng, size, size, color)[mask]
     image = _add_noise(rng, image)
     instances = [Instance(c, v) for c, v in zip(categories, visible) if v.sum() >= min_area]
     return Scene(image, instances)
@@ -338,7 +352,7 @@ def _write_image(path: str, image_rgb: np.ndarray) -> None:
 
 
 def make_coco_split(out_dir: str, split: str, num_images: int, seed: int = 0,
-                    size: int = 128, max_shapes: int = 4) -> dict:
+                    size: int = 128, max_shapes: int = 4, easy: bool = False) -> dict:
     """Write ``out_dir/{split}/*.png`` and ``out_dir/annotations/instances_{split}.json``.
 
     Args:
@@ -348,6 +362,7 @@ def make_coco_split(out_dir: str, split: str, num_images: int, seed: int = 0,
         seed: Data-set seed.
         size: Image height and width.
         max_shapes: Most shapes per image.
+        easy: Scenes without the clutter (:func:`render_scene`).
 
     Returns:
         The COCO dict that was written.
@@ -357,7 +372,8 @@ def make_coco_split(out_dir: str, split: str, num_images: int, seed: int = 0,
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     images, annotations = [], []
     for index in range(num_images):
-        scene = render_scene(image_rng(seed, 'coco', split, index), size, max_shapes=max_shapes)
+        scene = render_scene(image_rng(seed, 'coco', split, index), size, max_shapes=max_shapes,
+                             easy=easy)
         image_id, file_name = index + 1, f'{index:06d}.png'
         _write_image(osp.join(img_dir, file_name), scene.image)
         images.append(dict(id=image_id, file_name=file_name, width=size, height=size))
@@ -378,7 +394,7 @@ def make_coco_split(out_dir: str, split: str, num_images: int, seed: int = 0,
 
 
 def make_ade_split(out_dir: str, split: str, num_images: int, seed: int = 0,
-                   size: int = 128, max_shapes: int = 4) -> int:
+                   size: int = 128, max_shapes: int = 4, easy: bool = False) -> int:
     """Write an ADE20K-style split: ``images/{training,validation}/*.jpg`` and
     ``annotations/{training,validation}/*.png``.
 
@@ -393,6 +409,7 @@ def make_ade_split(out_dir: str, split: str, num_images: int, seed: int = 0,
         seed: Data-set seed.
         size: Image height and width.
         max_shapes: Most shapes per image.
+        easy: Scenes without the clutter (:func:`render_scene`).
 
     Returns:
         The number of images written.
@@ -403,7 +420,8 @@ def make_ade_split(out_dir: str, split: str, num_images: int, seed: int = 0,
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(ann_dir, exist_ok=True)
     for index in range(num_images):
-        scene = render_scene(image_rng(seed, 'ade', split, index), size, max_shapes=max_shapes)
+        scene = render_scene(image_rng(seed, 'ade', split, index), size, max_shapes=max_shapes,
+                             easy=easy)
         label = np.zeros((size, size), np.uint8)
         for instance in scene.instances:  # drawing order: later (visible) shapes win
             label[instance.mask] = instance.category + 1
@@ -415,7 +433,7 @@ def make_ade_split(out_dir: str, split: str, num_images: int, seed: int = 0,
 
 
 def make_cls_split(out_dir: str, split: str, num_images: int, seed: int = 0,
-                   size: int = 128, crop_size: int = 64) -> Dict[str, int]:
+                   size: int = 128, crop_size: int = 64, easy: bool = False) -> Dict[str, int]:
     """Write an ImageFolder split ``out_dir/{split}/<class>/*.png`` of crops cut from scenes
     like the detection ones (:func:`render_scene`, :func:`scene_crops`): every visible shape
     with some context, and a background crop per scene. Classes :data:`CLS_CLASSES`.
@@ -430,6 +448,7 @@ def make_cls_split(out_dir: str, split: str, num_images: int, seed: int = 0,
         seed: Data-set seed.
         size: Side of the scenes the crops are cut from.
         crop_size: Side of the written crops.
+        easy: Cut from scenes without the clutter (:func:`render_scene`).
 
     Returns:
         Images per class name.
@@ -441,7 +460,7 @@ def make_cls_split(out_dir: str, split: str, num_images: int, seed: int = 0,
     while written < num_images:
         rng = image_rng(seed, 'cls', split, index)
         index += 1
-        scene = render_scene(rng, size)
+        scene = render_scene(rng, size, easy=easy)
         # Reflect-pad so crops reaching over the border keep the scene's statistics.
         pad = size
         image = np.pad(scene.image, ((pad, pad), (pad, pad), (0, 0)), mode='reflect')
@@ -467,7 +486,8 @@ def make_shapes(out_dir: str = 'data/shapes',
                 cls_train: int = 3000,
                 cls_val: int = 500,
                 max_shapes: int = 4,
-                layouts: Sequence[str] = ('coco', 'ade', 'cls')) -> Dict[str, dict]:
+                layouts: Sequence[str] = ('coco', 'ade', 'cls'),
+                easy: bool = False) -> Dict[str, dict]:
     """Write the synthetic data set in every requested layout under ``out_dir``.
 
     Each layout's folder (``coco/``, ``ade/``, ``cls/``) is emptied first, so a smaller run
@@ -486,6 +506,7 @@ def make_shapes(out_dir: str = 'data/shapes',
         cls_val: ImageFolder val crops.
         max_shapes: Most shapes per detection/segmentation image.
         layouts: Any of ``'coco'``, ``'ade'``, ``'cls'``.
+        easy: Scenes without the clutter (:func:`render_scene`), in every layout.
 
     Returns:
         A summary per layout (image and annotation counts, paths).
@@ -501,16 +522,15 @@ def make_shapes(out_dir: str = 'data/shapes',
         if layout == 'coco':
             summary['coco'] = {
                 split: dict(images=len(c['images']), annotations=len(c['annotations']))
-                for split, c in (('train', make_coco_split(root, 'train', det_train, seed, size,
-                                                           max_shapes)),
-                                 ('val', make_coco_split(root, 'val', det_val, seed, size,
-                                                         max_shapes)))}
+                for split, c in ((s, make_coco_split(root, s, n, seed, size, max_shapes, easy))
+                                 for s, n in (('train', det_train), ('val', det_val)))}
         elif layout == 'ade':
             summary['ade'] = dict(
-                train=make_ade_split(root, 'train', seg_train, seed, size, max_shapes),
-                val=make_ade_split(root, 'val', seg_val, seed, size, max_shapes))
+                train=make_ade_split(root, 'train', seg_train, seed, size, max_shapes, easy),
+                val=make_ade_split(root, 'val', seg_val, seed, size, max_shapes, easy))
         else:
-            summary['cls'] = dict(train=make_cls_split(root, 'train', cls_train, seed, size),
-                                  val=make_cls_split(root, 'val', cls_val, seed, size))
+            summary['cls'] = dict(
+                train=make_cls_split(root, 'train', cls_train, seed, size, easy=easy),
+                val=make_cls_split(root, 'val', cls_val, seed, size, easy=easy))
         summary[layout]['root'] = root
     return summary

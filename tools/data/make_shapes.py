@@ -2,7 +2,7 @@
 
     python tools/data/make_shapes.py [--out data/shapes] [--seed 0] [--size 128] \
         [--det-train 400] [--det-val 60] [--seg-train 400] [--seg-val 60] \
-        [--cls-train 3000] [--cls-val 500] [--layouts coco ade cls]
+        [--cls-train 3000] [--cls-val 500] [--layouts coco ade cls] [--easy]
 
 Deterministic: the same arguments give byte-identical files. See tools/data/README.md.
 """
@@ -32,6 +32,9 @@ def parse_args(argv=None):
                         help='most shapes per detection/segmentation image')
     parser.add_argument('--layouts', nargs='+', default=['coco', 'ade', 'cls'],
                         choices=['coco', 'ade', 'cls'], help='layouts to write')
+    parser.add_argument('--easy', action='store_true',
+                        help='scenes without the clutter: upright shapes in flat colours, no '
+                        'distractor lines, no occlusion')
     return parser.parse_args(argv)
 
 
@@ -41,7 +44,7 @@ def main(argv=None):
     summary = make_shapes(args.out, seed=args.seed, size=args.size, det_train=args.det_train,
                           det_val=args.det_val, seg_train=args.seg_train, seg_val=args.seg_val,
                           cls_train=args.cls_train, cls_val=args.cls_val,
-                          max_shapes=args.max_shapes, layouts=args.layouts)
+                          max_shapes=args.max_shapes, layouts=args.layouts, easy=args.easy)
     for layout, info in summary.items():
         print(f'{layout}: {info}')
     print(f'done in {time.time() - start:.1f} s')
