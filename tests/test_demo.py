@@ -1,6 +1,7 @@
 """`make demo` runs its real stages; a reduced run (a few iterations) checks the code path."""
 import csv
 import itertools
+import json
 import re
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 from conftest import run_tool
 
 from backbones.demo import STAGES, Stage, stage_table
-from backbones.demo.runner import critical_path, plan_order, run_all, simulated_minutes
+from backbones.demo.runner import critical_path, make_data, plan_order, run_all, simulated_minutes
 from backbones.demo.stages import TRIVIAL_SEG_LABEL
 
 KEYS = [s.key for s in STAGES]
@@ -74,6 +75,23 @@ def test_readme_demo_table_lists_the_stages():
     table = re.search(r'^(\|.*\|\n)+', section, re.M).group(0).splitlines()
     models = [line.split('|')[1].strip() for line in table[2:]]
     assert models == [s.label for s in STAGES] + [TRIVIAL_SEG_LABEL]
+
+
+def test_demo_data_is_reused_only_when_every_layout_holds_easy_scenes(tmp_path, capsys):
+    """Cluttered (or unlabelled) data under --data is written over with the easy scenes."""
+    data = tmp_path / 'shapes'
+    for layout, easy in (('cls', True), ('coco', True), ('ade', False)):
+        (data / layout).mkdir(parents=True)
+        (data / layout / 'generator.json').write_text(json.dumps(dict(easy=easy)))
+    (data / 'ade' / 'stale.png').write_bytes(b'x')
+    make_data(str(data))
+    assert 'does not hold the easy scenes' in capsys.readouterr().out
+    assert not (data / 'ade' / 'stale.png').exists()
+    for layout in ('cls', 'coco', 'ade'):
+        assert json.loads((data / layout / 'generator.json').read_text())['easy'] is True
+    assert any((data / 'ade' / 'images' / 'training').iterdir())
+    make_data(str(data))
+    assert '[demo] data: reusing' in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 from conftest import run_tool
 from pycocotools.coco import COCO
 
-from backbones.datasets import (CLS_CLASSES, SEG_CLASSES, SHAPES_CLASSES, CheckedCocoDataset,
-                                check_dataset_paths, image_rng, make_shapes, render_scene,
-                                scene_crops)
+from backbones.datasets import (CLS_CLASSES, GENERATOR_FILE, SEG_CLASSES, SHAPES_CLASSES,
+                                CheckedCocoDataset, check_dataset_paths, image_rng, make_shapes,
+                                render_scene, scene_crops)
 
 SMALL = dict(det_train=8, det_val=4, seg_train=5, seg_val=3, cls_train=9, cls_val=6)
 
@@ -199,6 +199,10 @@ def test_make_shapes_cli(tmp_path):
               '--det-val', '2', '--layouts', 'coco', '--seed', '1', '--easy'])
     # Same seed, other scenes: --easy reaches the renderer.
     assert _digest(str(easy / 'coco' / 'train')) != _digest(str(out / 'coco' / 'train'))
+    # Each layout records what drew it (the demo reuses only easy data).
+    for root, is_easy in ((out, False), (easy, True)):
+        with open(root / 'coco' / GENERATOR_FILE) as f:
+            assert json.load(f) == dict(seed=1, size=128, easy=is_easy, max_shapes=4)
 
 
 def test_dataset_path_checks_name_the_path(shapes, tmp_path):

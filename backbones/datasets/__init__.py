@@ -4,9 +4,10 @@ from .checks import (AnnotationError, CheckedLoadImageFromFile, UnreadableImages
 from .coco import CheckedCocoDataset, check_dataset_paths
 from .imagefolder import ImageFolderDataset, build_timm_transform
 from .segmentation import CheckedADE20KDataset, CheckedBaseSegDataset, check_seg_paths
-from .shapes import (CLS_CLASSES, SEG_CLASSES, SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE,
-                     Instance, Scene, coco_annotation, image_rng, make_ade_split, make_cls_split,
-                     make_coco_split, make_shapes, mask_to_polygons, render_scene, scene_crops)
+from .shapes import (CLS_CLASSES, GENERATOR_FILE, SEG_CLASSES, SHAPES_CLASSES, SHAPES_METAINFO,
+                     SHAPES_PALETTE, Instance, Scene, coco_annotation, image_rng, make_ade_split,
+                     make_cls_split, make_coco_split, make_shapes, mask_to_polygons, render_scene,
+                     scene_crops)
 
 __all__ = [
     'AnnotationError', 'CheckedLoadImageFromFile', 'UnreadableImagesError',
@@ -17,5 +18,5 @@ __all__ = [
     'SHAPES_CLASSES', 'SHAPES_PALETTE',
     'SHAPES_METAINFO', 'Instance', 'Scene', 'coco_annotation', 'image_rng', 'make_ade_split',
     'make_coco_split', 'make_cls_split', 'make_shapes', 'mask_to_polygons', 'render_scene',
-    'scene_crops', 'SEG_CLASSES', 'CLS_CLASSES'
+    'scene_crops', 'SEG_CLASSES', 'CLS_CLASSES', 'GENERATOR_FILE'
 ]

@@ -35,6 +35,8 @@ CLS_CLASSES: Tuple[str, ...] = SEG_CLASSES
 
 _LAYOUT_CODES = dict(coco=1, ade=2, cls=3)
 _SPLIT_CODES = dict(train=1, val=2)
+#: Per-layout JSON file with the arguments the layout was generated with.
+GENERATOR_FILE = 'generator.json'
 _SHIFT = 4  # cv2 fixed-point bits: vertices are rasterised at 1/16 px precision
 #: Rotations of the easy scenes' shapes: squares axis-aligned, triangles apex up.
 UPRIGHT_ANGLES: Dict[str, float] = dict(circle=0.0, square=np.pi / 4, triangle=-np.pi / 2)
@@ -491,8 +493,9 @@ def make_shapes(out_dir: str = 'data/shapes',
     """Write the synthetic data set in every requested layout under ``out_dir``.
 
     Each layout's folder (``coco/``, ``ade/``, ``cls/``) is emptied first, so a smaller run
-    never leaves stale images from a larger one behind. Nothing else under ``out_dir`` is
-    touched.
+    never leaves stale images from a larger one behind, and gets a :data:`GENERATOR_FILE`
+    recording the seed, size, ``easy`` and ``max_shapes`` it was drawn with. Nothing else under
+    ``out_dir`` is touched.
 
     Args:
         out_dir: Root folder.
@@ -533,4 +536,7 @@ def make_shapes(out_dir: str = 'data/shapes',
                 train=make_cls_split(root, 'train', cls_train, seed, size, easy=easy),
                 val=make_cls_split(root, 'val', cls_val, seed, size, easy=easy))
         summary[layout]['root'] = root
+        # What drew these files, so a reader (the demo) can tell easy from cluttered scenes.
+        with open(osp.join(root, GENERATOR_FILE), 'w') as f:
+            json.dump(dict(seed=seed, size=size, easy=easy, max_shapes=max_shapes), f)
     return summary

@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from backbones.analysis.results import (format_markdown, matrix_rows, plot_matrix, read_run,
                                         write_csv, write_markdown)
+from backbones.datasets import GENERATOR_FILE
 from backbones.engine import read_last_checkpoint
 from .pictures import draw_detections, draw_segmentation, trivial_segmentation, val_images
 from .stages import (CLS_DATA, DET_DATA, SEG_DATA, SEG_NUM_CLASSES, STAGES, TRIVIAL_SEG_LABEL,
@@ -277,15 +278,30 @@ def run_all(stages: Sequence[Stage], run: Callable[[Stage], None], jobs: int) ->
         raise errors[0]
 
 
+def _drawn_easy(layout_dir: str) -> bool:
+    """Whether a layout folder holds easy scenes, per its generator file (False without one)."""
+    try:
+        with open(osp.join(layout_dir, GENERATOR_FILE)) as f:
+            return json.load(f).get('easy') is True
+    except (OSError, ValueError):
+        return False
+
+
 def make_data(data: str) -> None:
-    """Write the shapes data under ``data`` unless all three layouts are there."""
-    if all(osp.isdir(osp.join(data, d)) for d in ('cls', 'coco', 'ade')):
+    """Write the demo's shapes data (the easy scenes, ``make_shapes.py --easy``) under
+    ``data`` unless all three layouts of easy scenes are there."""
+    layouts = [osp.join(data, d) for d in ('cls', 'coco', 'ade')]
+    if all(_drawn_easy(d) for d in layouts):
         print(f'[demo] data: reusing {data}', flush=True)
         return
-    print('[demo] data: generating the shapes data set', flush=True)
+    if any(osp.isdir(d) for d in layouts):
+        # Cluttered scenes (or data older than the generator file) would change every number.
+        print(f'[demo] data: {data} does not hold the easy scenes of every layout '
+              f'({GENERATOR_FILE}); writing them over it', flush=True)
+    print('[demo] data: generating the shapes data set (easy scenes)', flush=True)
     start = time.time()
-    subprocess.run([sys.executable, 'tools/data/make_shapes.py', '--out', data], cwd=REPO,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, 'tools/data/make_shapes.py', '--out', data, '--easy'],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     print(f'[demo] data: written to {data} in {time.time() - start:.0f} s', flush=True)
 
 

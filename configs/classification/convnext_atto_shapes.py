@@ -1,10 +1,10 @@
-# Demo: ConvNeXt-atto pre-trained on the synthetic shapes ImageFolder: 64-px crops cut from
-# scenes like the detection ones (python tools/data/make_shapes.py --layouts cls), 4 classes
-# (background, circle, square, triangle), 3000 train / 500 val crops. The pre-training task
-# looks like the downstream scenes, so what it learns transfers (tools/data/README.md).
-# Same code path as the ImageNet configs (timm transforms, EMA beside the raw weights, the
-# effective-batch lr rule) at a CPU-sized scale: batch 32, 8 epochs, crop and flip only, no
-# Mixup or RandAugment (four classes and a few hundred steps leave little to regularise).
+# Demo: ConvNeXt-atto pre-trained on the synthetic shapes ImageFolder: 64-px crops cut from scenes
+# like the detection ones (python tools/data/make_shapes.py --layouts cls --easy), 4 classes
+# (background, circle, square, triangle), 3000 train / 500 val crops. The pre-training task looks
+# like the downstream scenes, so what it learns transfers (tools/data/README.md). Same code path as
+# the ImageNet configs (timm transforms, EMA beside the raw weights, the effective-batch lr rule) at
+# a CPU-sized scale: batch 32, 8 epochs, crop and flip only, no Mixup or RandAugment (four classes
+# and a few hundred steps leave little to regularise).
 #   python tools/train.py configs/classification/convnext_atto_shapes.py
 # Its checkpoint initialises the shapes detection/segmentation demos (model.backbone.init_cfg).
 _base_ = [

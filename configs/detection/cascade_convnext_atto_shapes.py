@@ -1,7 +1,8 @@
-# Demo: Cascade Mask R-CNN (GIoU) on ConvNeXt-atto, trained from scratch on the synthetic
-# shapes set (python tools/data/make_shapes.py). Slim heads for 2 CPU cores: FPN 64 channels,
-# 300 proposals, 32 sampled RoIs per stage, the demo Mask R-CNN's 2-FC box head (256 wide) in
-# every stage, 2-conv mask head. Assumes 1 process x 8 images (auto_scale_lr rescales for more).
+# Demo: Cascade Mask R-CNN (GIoU) on ConvNeXt-atto, trained from scratch on the synthetic shapes set
+# (python tools/data/make_shapes.py --easy for the demo's scenes). Slim heads for 2 CPU cores: FPN
+# 64 channels, 300 proposals, 32 sampled RoIs per stage, the demo Mask R-CNN's 2-FC box head (256
+# wide) in every stage, 2-conv mask head. Assumes 1 process x 8 images (auto_scale_lr rescales for
+# more).
 #   python tools/train.py configs/detection/cascade_convnext_atto_shapes.py
 # The backbone starts from scratch (init_cfg=None). To start from a pretrained one, replace
 # the None (`_delete_`) with a Pretrained init; the keys are new, hence --allow-new-keys:

@@ -1,6 +1,6 @@
-# The synthetic shapes set in COCO format (python tools/data/make_shapes.py): 128x128 images,
-# circles / squares / triangles. Same dataset class and evaluator as COCO; only paths differ.
-# Sized for CPU demos: batch 8 on one process, images loaded in the main process.
+# The synthetic shapes set in COCO format (python tools/data/make_shapes.py; --easy for the demo's
+# scenes): 128x128 images, circles / squares / triangles. Same dataset class and evaluator as COCO;
+# only paths differ. Sized for CPU demos: batch 8 on one process, images loaded in the main process.
 dataset_type = 'CheckedCocoDataset'
 data_root = 'data/shapes/coco/'
 metainfo = dict(classes=('circle', 'square', 'triangle'),

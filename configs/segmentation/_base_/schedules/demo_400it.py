@@ -8,7 +8,9 @@ test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    # 3e-3: on the demo's scenes ConvNeXt-atto reached 40 mIoU in 200 iterations against 37 at
+    # 1e-3; 6e-3 fell to 32 (one run each, README).
+    optimizer=dict(type='AdamW', lr=3e-3, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimizerConstructor',
     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=6))
 
