@@ -525,12 +525,13 @@ def make_shapes(out_dir: str = 'data/shapes',
         if layout == 'coco':
             summary['coco'] = {
                 split: dict(images=len(c['images']), annotations=len(c['annotations']))
-                for split, c in ((s, make_coco_split(root, s, n, seed, size, max_shapes, easy))
+                for split, c in ((s, make_coco_split(root, s, n, seed, size, max_shapes,
+                                                     easy=easy))
                                  for s, n in (('train', det_train), ('val', det_val)))}
         elif layout == 'ade':
             summary['ade'] = dict(
-                train=make_ade_split(root, 'train', seg_train, seed, size, max_shapes, easy),
-                val=make_ade_split(root, 'val', seg_val, seed, size, max_shapes, easy))
+                train=make_ade_split(root, 'train', seg_train, seed, size, max_shapes, easy=easy),
+                val=make_ade_split(root, 'val', seg_val, seed, size, max_shapes, easy=easy))
         else:
             summary['cls'] = dict(
                 train=make_cls_split(root, 'train', cls_train, seed, size, easy=easy),
