@@ -3,8 +3,12 @@ MMDetection and MMSegmentation registries, installs safe checkpoint I/O and make
 that read raw feature-map memory take any layout (:mod:`backbones.ops`), so a config needs only
 ``custom_imports = dict(imports=['backbones'], allow_failed_imports=False)``.
 """
-from .engine import checkpoint_io as _checkpoint_io
-from .ops import install_layout_guards as _install_layout_guards
+from . import compat as _compat
+
+_compat.install()  # before anything imports mmdet (and through it mmpretrain)
+
+from .engine import checkpoint_io as _checkpoint_io  # noqa: E402
+from .ops import install_layout_guards as _install_layout_guards  # noqa: E402
 
 _checkpoint_io.install()
 _install_layout_guards()
