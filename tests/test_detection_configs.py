@@ -14,7 +14,9 @@ from mmengine.registry import DefaultScope
 
 import backbones  # noqa: F401  (registers ConvNeXt, the constructor, CheckedCocoDataset)
 from backbones.analysis import paper_row
-from backbones.engine import check_pretrained_exists
+from backbones.engine import fetch_pretrained
+from backbones.engine.hub import is_fetched
+from backbones.zoo import load_zoo
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'detection')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
@@ -127,7 +129,9 @@ def test_convnext_row(built):
     drop_path, lr, decay, num_layers, amp, ckpt = CONVNEXT_ROWS[name]
     backbone = cfg.model.backbone
     assert backbone.type == 'ConvNeXt' and backbone.drop_path_rate == drop_path
-    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{ckpt}')
+    # The released file, by its official URL (fetched into the cache on first use).
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=load_zoo().get(ckpt).url)
+    assert backbone.init_cfg.checkpoint == f'https://dl.fbaipublicfiles.com/convnext/{ckpt}'
     assert cfg.optim_wrapper.type == ('AmpOptimWrapper' if amp else 'OptimWrapper')
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimizerConstructor'
     assert cfg.optim_wrapper.paramwise_cfg == dict(
@@ -170,10 +174,10 @@ def test_r50_rows_use_torchvision_weights(name):
 def test_missing_pretrained_names_the_file(name, tmp_path):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     ckpt = cfg.model.backbone.init_cfg.checkpoint
-    assert ckpt.startswith('checkpoints/')
+    assert is_fetched(ckpt)  # a URL: a local path of that file name must exist
     cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / osp.basename(ckpt))
     with pytest.raises(FileNotFoundError, match=osp.basename(ckpt)):
-        check_pretrained_exists(cfg)
+        fetch_pretrained(cfg)
 
 
 @pytest.mark.parametrize('built', DEMO_CONFIGS, indirect=True)
@@ -199,7 +203,7 @@ def test_demo_config_is_slim_and_standalone(built):
         assert rcnn.sampler.num == 64
     assert cfg.model.roi_head.mask_head.num_convs == 2
     assert _num_params(model) < 8e6
-    check_pretrained_exists(cfg)  # nothing to download or find
+    fetch_pretrained(cfg)  # nothing to download or find
 
 
 @pytest.mark.parametrize('name', DEMO_COMPARISONS)

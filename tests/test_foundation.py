@@ -11,8 +11,8 @@ from conftest import REPO
 from mmengine.config import Config
 
 import backbones  # noqa: F401
-from backbones.engine import (check_pretrained_exists, prepare_distributed,
-                              revert_sync_bn_if_single, validate_cfg_options)
+from backbones.engine import (fetch_pretrained, prepare_distributed, revert_sync_bn_if_single,
+                              validate_cfg_options)
 
 REGISTRY_CFG = """
 custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
@@ -38,11 +38,12 @@ def test_missing_pretrained_checkpoint_names_path_and_producer():
     cfg = Config(dict(model=dict(backbone=dict(type='ConvNeXt', init_cfg=dict(
         type='Pretrained', checkpoint='checkpoints/convnext_tiny_1k_224.pth')))))
     with pytest.raises(FileNotFoundError) as e:
-        check_pretrained_exists(cfg)
+        fetch_pretrained(cfg)
     msg = str(e.value)
     assert "'checkpoints/convnext_tiny_1k_224.pth'" in msg
     assert 'model.backbone.init_cfg.checkpoint' in msg
     assert 'configs/classification/convnext_t_in1k.py' in msg
+    assert 'zoo://convnext_tiny_1k_224' in msg and 'tools/download.py' in msg
 
 
 def test_cfg_option_typo_names_the_key():

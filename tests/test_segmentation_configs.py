@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 
 import backbones  # noqa: F401
 from backbones.analysis import paper_row
+from backbones.zoo import load_zoo
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'segmentation')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
@@ -80,7 +81,8 @@ def test_paper_row_recipe(name):
     lr, drop_path, num_layers, amp, crop, ckpt = PAPER[name]
     cfg = load(name)
     assert cfg.model.backbone.drop_path_rate == drop_path
-    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{ckpt}')
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained',
+                                               checkpoint=load_zoo().get(ckpt).url)
     wrapper = cfg.optim_wrapper
     assert wrapper.type == ('AmpOptimWrapper' if amp else 'OptimWrapper')
     assert wrapper.constructor == 'LayerDecayOptimizerConstructor'
@@ -134,7 +136,8 @@ def test_optimizer_stage_wise_decay(name):
 def test_swin_row_optimizer():
     cfg = load(SWIN)
     assert cfg.model.backbone.type == 'SwinTransformer'
-    assert cfg.model.backbone.init_cfg.checkpoint.startswith('checkpoints/')
+    assert cfg.model.backbone.init_cfg.checkpoint.startswith(
+        'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/')
     assert 'constructor' not in cfg.optim_wrapper
     model = build_model(cfg, 'cpu')
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

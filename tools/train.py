@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone
 
 import backbones  # noqa: E402,F401  (registers our modules, safe checkpoint I/O)
-from backbones.engine import (check_checkpoint_intact, check_pretrained_exists,  # noqa: E402
+from backbones.engine import (check_checkpoint_intact, fetch_pretrained,  # noqa: E402
                               find_resume_checkpoint, finish_distributed, use_resumable_loops)
 from backbones.engine.cli import (build_runner, config_from_args, parse_tool_args,  # noqa: E402
                                   tool_parser)
@@ -43,7 +43,7 @@ def main(argv=None):
         check_checkpoint_intact(args.resume)
         cfg.resume, cfg.load_from = True, args.resume
     if not cfg.get('resume'):
-        check_pretrained_exists(cfg)
+        fetch_pretrained(cfg)
     build_runner(cfg).train()
     finish_distributed()
 

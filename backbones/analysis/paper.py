@@ -89,6 +89,17 @@ def paper_row(name: str, paper: Optional[dict] = None) -> Optional[dict]:
     return None
 
 
+def paper_metrics(entry) -> Dict[str, float]:
+    """The paper's figures for a model-zoo entry (:class:`backbones.zoo.ZooEntry`): ``top1``
+    for classifiers (the official table's), box/mask AP or mIoU for detectors and segmentors
+    (this file's row of the entry's config)."""
+    if entry.task in ('classification', 'pretraining'):
+        return {} if entry.top1 is None else {'top1': entry.top1}
+    row = paper_row(entry.config) or {}
+    keys = ('box_ap', 'mask_ap') if entry.task == 'detection' else ('miou', 'miou_ms')
+    return {k: row[k] for k in keys if k in row}
+
+
 def _figures(section: dict, key_type=str) -> dict:
     return {key_type(k): row for k, row in _rows(section).items()}
 
@@ -118,6 +129,6 @@ ROADMAP_PAPER_KERNEL_GFLOPS: Dict[int, float] = {
 }
 
 __all__ = [
-    'PAPER_FILE', 'load_paper', 'paper_row', 'CONVNEXT_PAPER_COMPLEXITY',
+    'PAPER_FILE', 'load_paper', 'paper_metrics', 'paper_row', 'CONVNEXT_PAPER_COMPLEXITY',
     'ISOTROPIC_PAPER_COMPLEXITY', 'ROADMAP_PAPER_GFLOPS', 'ROADMAP_PAPER_KERNEL_GFLOPS'
 ]

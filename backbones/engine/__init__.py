@@ -3,7 +3,7 @@ from .checkpoint_io import (ALLOWED_GLOBALS, CorruptCheckpointError, UnsafeCheck
                             save_checkpoint_atomic)
 from .hooks import (CheckpointMatchHook, ImageCheckHook, NonFiniteLossError, NonFiniteLossHook,
                     SkippedImagesReportHook, StaleTemporariesHook, add_reliability_hooks)
-from .launch import (check_pretrained_exists, finish_distributed, merge_cli, prepare_distributed,
+from .launch import (fetch_pretrained, finish_distributed, merge_cli, prepare_distributed,
                      revert_sync_bn_if_single, validate_cfg_options)
 from .resume import (ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop,
                      check_checkpoint_intact, find_resume_checkpoint, read_last_checkpoint,
@@ -12,7 +12,7 @@ from .resume import (ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop,
 __all__ = [
     'ALLOWED_GLOBALS', 'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
     'plain_checkpoint', 'remove_stale_temporaries', 'save_checkpoint_atomic',
-    'check_pretrained_exists', 'finish_distributed', 'merge_cli', 'prepare_distributed',
+    'fetch_pretrained', 'finish_distributed', 'merge_cli', 'prepare_distributed',
     'revert_sync_bn_if_single', 'validate_cfg_options',
     'CheckpointMatchHook', 'ImageCheckHook', 'NonFiniteLossError', 'NonFiniteLossHook',
     'SkippedImagesReportHook', 'StaleTemporariesHook', 'add_reliability_hooks',

@@ -16,10 +16,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from backbones.zoo import load_zoo
+from .hub import is_fetched, missing_hint, resolve_checkpoint
+
 _REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
-_OFFICIAL = re.compile(r'convnext_(atto|femto|pico|nano|tiny|small|base|large|xlarge|huge)_'
-                       r'(1k|22k|22k_1k)_(224|384)')
-_SHORT = dict(tiny='t', small='s', base='b', large='l', xlarge='xl')
 
 
 def _walk(node: Any, path: str = ''):
@@ -34,46 +34,60 @@ def _walk(node: Any, path: str = ''):
 
 
 def _producer_hint(checkpoint: str) -> str:
-    m = _OFFICIAL.search(osp.basename(checkpoint))
-    if not m:
-        return ('produce one with `python tools/train.py <a config in configs/classification/>` '
-                '(its checkpoint loads directly)')
-    size, data = m.group(1), m.group(2)
-    short = _SHORT.get(size, size)
-    name = {'1k': f'convnext_{short}_in1k.py', '22k': f'convnext_{short}_in22k.py',
-            '22k_1k': f'convnext_{short}_in22k_ft_in1k.py'}[data]
-    return (f'this is the official file {m.group(0)}.pth (download it from the ConvNeXt '
-            f'release page), or produce an equivalent with `python tools/train.py '
-            f'configs/classification/{name}` and pass its checkpoint')
+    try:
+        entry = load_zoo().get(osp.basename(checkpoint))
+    except KeyError:
+        entry = None
+    made_by = ('configs/classification/<a config>.py' if entry is None or not entry.config_path
+               else entry.config_path)
+    return (missing_hint(checkpoint).lstrip('; ') or 'it is no released file') + (
+        f'; or produce one with `python tools/train.py {made_by}` and pass its checkpoint')
 
 
-def check_pretrained_exists(cfg: Config) -> None:
-    """Fail before any data is loaded when a local pretrained checkpoint is missing.
-
-    Args:
-        cfg: the full config. Every ``init_cfg=dict(type='Pretrained', checkpoint=...)``
-            inside ``cfg.model`` and ``cfg.load_from`` are checked; URLs are left to MMEngine.
-
-    Raises:
-        FileNotFoundError: naming the config key, the path, the official file name and
-            the command that produces such a checkpoint.
-    """
-    missing = []
+def pretrained_checkpoints(cfg: Config):
+    """``(config key, checkpoint)`` of every ``init_cfg=dict(type='Pretrained', ...)`` in
+    ``cfg.model`` and of ``cfg.load_from``."""
+    found = []
     for path, node in _walk(cfg.get('model', {}), 'model'):
         init = node.get('init_cfg')
         inits = init if isinstance(init, (list, tuple)) else [init]
-        for item in inits:
+        for i, item in enumerate(inits):
             if isinstance(item, dict) and item.get('type') == 'Pretrained':
-                missing.append((f'{path}.init_cfg.checkpoint', item.get('checkpoint')))
+                where = f'{path}.init_cfg' + (f'.{i}' if isinstance(init, (list, tuple)) else '')
+                found.append((f'{where}.checkpoint', item.get('checkpoint')))
     if cfg.get('load_from'):
-        missing.append(('load_from', cfg.load_from))
-    for key, ckpt in missing:
-        if not ckpt or _REMOTE.match(str(ckpt)) or osp.isfile(osp.expanduser(str(ckpt))):
+        found.append(('load_from', cfg.load_from))
+    return found
+
+
+def fetch_pretrained(cfg: Config) -> None:
+    """Before any data is loaded: download the config's remote pretrained checkpoints into the
+    cache (URLs, ``zoo://``, ``torchvision://``: see :mod:`backbones.engine.hub`) and fail on a
+    missing local one.
+
+    Every process calls this; one per machine downloads, the others wait for its file. The
+    config keeps naming the remote file: the loaders find it in the cache.
+
+    Args:
+        cfg: the full config (see :func:`pretrained_checkpoints` for what is fetched).
+
+    Raises:
+        FileNotFoundError: a local checkpoint is missing: the message names the config key,
+            the path, the zoo entry of that file name (if any) and the command that produces
+            such a checkpoint.
+        backbones.engine.hub.CheckpointDownloadError: a download failed (the message names the URL,
+            the cache path and the mirror setting).
+    """
+    for key, ckpt in pretrained_checkpoints(cfg):
+        if not ckpt:
             continue
-        raise FileNotFoundError(
-            f'pretrained checkpoint not found: {ckpt!r} (config key {key}). '
-            f'{_producer_hint(str(ckpt))}; or point the config elsewhere with '
-            f'`--cfg-options {key}=PATH`.')
+        if is_fetched(ckpt):
+            resolve_checkpoint(ckpt)
+        elif not _REMOTE.match(str(ckpt)) and not osp.exists(osp.expanduser(str(ckpt))):
+            raise FileNotFoundError(
+                f'pretrained checkpoint not found: {ckpt!r} (config key {key}); '
+                f'{_producer_hint(str(ckpt))}; or point the config elsewhere with '
+                f'`--cfg-options {key}=PATH`.')
 
 
 def validate_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:

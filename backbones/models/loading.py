@@ -9,12 +9,17 @@ from mmengine.logging import print_log
 from mmengine.model import PretrainedInit, initialize
 
 from backbones.engine.checkpoint_io import load_checkpoint_file
+from backbones.engine.hub import is_fetched, resolve_checkpoint
 from backbones.utils import is_remote
 from .convert import OUTPUT_NORM, convert_and_detect, sample_keys
 
 
 def load_file(filename: str, map_location='cpu'):
-    """Load a checkpoint file safely (``weights_only``); remote ones through MMEngine."""
+    """Load a checkpoint safely (``weights_only``): a local path, or a URL / ``zoo://`` /
+    ``torchvision://`` name fetched through the cache (:mod:`backbones.engine.hub`); other remote
+    paths (``s3://``...) through MMEngine's file backends."""
+    if is_fetched(filename):
+        return load_checkpoint_file(resolve_checkpoint(filename), map_location=map_location)
     if is_remote(filename):
         from mmengine.runner.checkpoint import _load_checkpoint
         return _load_checkpoint(filename, map_location=map_location)

@@ -10,6 +10,8 @@ model = dict(
     backbone=dict(arch='large', drop_path_rate=0.3),
     head=dict(init_scale=0.001),
     # The whole 22K classifier but its 21841-way linear layer (shape mismatch: left at init).
-    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_large_22k_224.pth'))
+    init_cfg=dict(
+        type='Pretrained',
+        checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_large_22k_224.pth'))
 # 8 processes x 64 = the recipe's batch 512.
 train_dataloader = dict(batch_size=64)

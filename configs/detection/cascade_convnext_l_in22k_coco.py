@@ -10,7 +10,9 @@ model = dict(
     backbone=dict(
         arch='large',
         drop_path_rate=0.7,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_large_22k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_large_22k_224.pth')),
     neck=dict(in_channels=[192, 384, 768, 1536]))
 
 optim_wrapper = dict(

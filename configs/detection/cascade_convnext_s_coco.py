@@ -10,7 +10,9 @@ model = dict(
     backbone=dict(
         arch='small',
         drop_path_rate=0.6,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_small_1k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_small_1k_224.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 
 optim_wrapper = dict(

@@ -10,7 +10,9 @@ model = dict(
     backbone=dict(
         arch='xlarge',
         drop_path_rate=0.8,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_xlarge_22k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_xlarge_22k_224.pth')),
     neck=dict(in_channels=[256, 512, 1024, 2048]))
 
 optim_wrapper = dict(

@@ -4,6 +4,8 @@
 # Assumes 8 GPUs x 2 images (batch 16); the lr rescales with the real batch (auto_scale_lr).
 _base_ = './cascade_convnext_t_coco.py'
 
+checkpoint_file = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth'  # noqa: E501
+
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -24,7 +26,7 @@ model = dict(
         # The official Swin release file, renamed to MMDetection's keys on load.
         convert_weights=True,
         init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/swin_tiny_patch4_window7_224.pth')),
+                      checkpoint=checkpoint_file)),
     neck=dict(in_channels=[96, 192, 384, 768]))
 
 # Swin's own recipe: AdamW 1e-4, no weight decay on position tables and norms, mixed precision.

@@ -14,7 +14,9 @@ model = dict(
     backbone=dict(
         arch='large',
         drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_large_22k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_large_22k_224.pth')),
     decode_head=dict(in_channels=[192, 384, 768, 1536]),
     auxiliary_head=dict(in_channels=768),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(426, 426)))

@@ -14,7 +14,9 @@ model = dict(
     backbone=dict(
         arch='small',
         drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_small_1k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_small_1k_224.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))

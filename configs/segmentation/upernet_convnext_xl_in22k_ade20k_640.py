@@ -14,7 +14,9 @@ model = dict(
     backbone=dict(
         arch='xlarge',
         drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_xlarge_22k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_xlarge_22k_224.pth')),
     decode_head=dict(in_channels=[256, 512, 1024, 2048]),
     auxiliary_head=dict(in_channels=1024),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(426, 426)))

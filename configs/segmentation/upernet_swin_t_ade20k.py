@@ -11,6 +11,7 @@ _base_ = [
     '_base_/models/upernet_convnext.py', '_base_/datasets/ade20k_512.py',
     '_base_/schedules/adamw_160k.py', '_base_/default_runtime.py'
 ]
+checkpoint_file = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_tiny_patch4_window7_224_20220317-1cdeb081.pth'  # noqa: E501
 
 crop_size = (512, 512)
 model = dict(
@@ -38,7 +39,7 @@ model = dict(
         norm_cfg=dict(type='LN', requires_grad=True),
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/swin_tiny_patch4_window7_224_20220317-1cdeb081.pth')),
+            checkpoint=checkpoint_file)),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))

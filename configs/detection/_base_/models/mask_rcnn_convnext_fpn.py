@@ -14,7 +14,9 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_tiny_1k_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224.pth')),
     neck=dict(type='FPN', in_channels=[96, 192, 384, 768], out_channels=256, num_outs=5),
     rpn_head=dict(
         type='RPNHead',
