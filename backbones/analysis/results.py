@@ -75,6 +75,12 @@ def _scalar_files(work_dir: str) -> List[str]:
     return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
 
 
+def _test_dumps(work_dir: str) -> List[str]:
+    """The metrics of ``tools/test.py`` runs: MMEngine writes ``<ts>/<ts>.json`` (one dict)."""
+    return sorted(p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
+                  if osp.basename(p) == osp.basename(osp.dirname(p)) + '.json')
+
+
 def _read_lines(path: str) -> List[dict]:
     rows = []
     with open(path) as f:
@@ -110,17 +116,20 @@ def read_run(work_dir: str, select: str = 'last') -> RunResult:
         The :class:`RunResult`.
 
     Raises:
-        FileNotFoundError: ``work_dir`` or its ``*/vis_data/scalars.json`` are missing.
+        FileNotFoundError: ``work_dir`` is missing, or has neither a training log
+            (``*/vis_data/scalars.json``) nor test metrics (``<ts>/<ts>.json``).
         ValueError: A bad ``select`` or an unreadable log line (file and line named).
     """
     if select not in ('last', 'best'):
         raise ValueError(f"select must be 'last' or 'best', got {select!r}")
     if not osp.isdir(work_dir):
         raise FileNotFoundError(f'work dir not found: {work_dir}')
-    files = _scalar_files(work_dir)
+    # A training run's log; else the metrics of test-only runs (tools/test.py).
+    files = _scalar_files(work_dir) or _test_dumps(work_dir)
     if not files:
-        raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json (not an MMEngine work '
-                                'dir, or the run has not logged anything yet)')
+        raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json nor <ts>/<ts>.json '
+                                '(not an MMEngine work dir, or the run has not logged anything '
+                                'yet)')
     train: Dict[int, dict] = {}  # iter -> row; a resumed run's rows replace the earlier ones
     evals = []
     for path in files:
