@@ -39,6 +39,7 @@ COMMAND_START = re.compile(
 AS_WRITTEN: Dict[str, str] = {
     'make env': 'reuses the environment this suite runs in',
     'tools/setup_env.sh --plan': 'prints the set-up\'s choices, builds nothing',
+    'python tools/download.py --list --task detection': 'prints the zoo, fetches nothing',
 }
 
 TINY = {
@@ -70,6 +71,10 @@ HELP = {
     # Minutes per model on the demo's data; tests/test_peer_probe.py runs both tasks tiny.
     'python tools/analysis/peer_probe.py cls': 'needs the shapes data, 10 min',
     'python tools/analysis/peer_probe.py seg': 'needs the shapes data, 4 min',
+    # tests/test_reproduce.py runs it end to end on the shapes data with a served zoo.
+    'python tools/analysis/reproduce.py --task det --models cascade_convnext_t '
+    'mask_rcnn_convnext_t --gpus 8': 'COCO, the released weights and 8 GPUs',
+    'python tools/analysis/reproduce.py --task seg --gpus 8': 'ADE20K, released weights, 8 GPUs',
 }
 
 NOT_RUN = {
@@ -80,6 +85,8 @@ NOT_RUN = {
     'CONVNEXT_TORCH=system PYTHON=$(which python3) make env': 'an environment over system torch',
     # The demo trains nine models (about 15 min); tests/test_demo.py runs its --reduced path.
     'make demo': 'long training',
+    # The internet (tests/test_hub.py fetches through a local server instead).
+    'python tools/download.py convnext_tiny_1k_224 cascade_convnext_t': 'downloads 0.5 GB',
     # This test suite itself.
     'make test': 'the test suite',
     # Several processes or machines, GPUs or Slurm (the 2-process CPU path of dist_train.sh is
