@@ -1,5 +1,6 @@
 """Fetching released checkpoints through the real download path: a real HTTP server on
 127.0.0.1 (tests/checkpoint_server.py), real files, real processes; nothing leaves the machine."""
+import argparse
 import hashlib
 import importlib.util
 import json
@@ -257,6 +258,34 @@ def test_zoo_name_and_mirror_load_every_backbone_format(served, cache, monkeypat
     model = ConvNeXt(**ATTO, use_grn=True)
     backbones.load_pretrained(model, 'zoo://convnextv2_atto_1k_224_ema')
     assert (cache / entry.filename).is_file() and served.gets['convnext/' + rel] == 1
+
+
+def test_safetensors_hf_and_fcmae_files_by_url(served, cache):
+    """A safetensors file of ours, a transformers ConvNeXt V2 state dict and an FCMAE
+    pre-training checkpoint, each fetched and loaded by URL."""
+    from safetensors.torch import save_file
+    from test_checkpoint_formats import _fcmae_checkpoint
+    from transformers import ConvNextV2Config, ConvNextV2Model
+    state = _atto_state(2)
+    save_file(state, osp.join(served.root, 'ours.safetensors'))
+    model = ConvNeXt(**ATTO)
+    backbones.load_pretrained(model, served.url('ours.safetensors'))
+    assert torch.equal(model.stages[1][0].pwconv1.weight, state['stages.1.0.pwconv1.weight'])
+    torch.manual_seed(0)
+    hf = ConvNextV2Model(ConvNextV2Config(depths=[2, 2, 6, 2], hidden_sizes=[40, 80, 160, 320]))
+    _save(served, 'hf.pth', hf.state_dict())
+    model = ConvNeXt(**ATTO, use_grn=True)
+    backbones.load_pretrained(model, served.url('hf.pth'))
+    assert torch.equal(model.stages[3][1].dwconv.weight,
+                       hf.encoder.stages[3].layers[1].dwconv.weight)
+    v2 = ConvNeXt(**ATTO, use_grn=True).state_dict()
+    # As the official pre-training saved it: the weights under 'model', its arguments beside.
+    _save(served, 'fcmae.pt', dict(model=_fcmae_checkpoint(v2), epoch=1599,
+                                   args=argparse.Namespace(model='convnextv2_atto', lr=1.5e-4)))
+    model = ConvNeXt(**ATTO, use_grn=True)
+    backbones.load_pretrained(model, served.url('fcmae.pt'))
+    assert torch.equal(model.stages[2][0].dwconv.weight, v2['stages.2.0.dwconv.weight'])
+    assert sorted(os.listdir(cache))[-3:] == ['fcmae.pt', 'hf.pth', 'ours.safetensors']
 
 
 def test_isotropic_zoo_format_by_url(served, cache):

@@ -19,9 +19,11 @@ file and what it asked for, without torch's advice to allow-list it. Saving is a
 the final name; the temporary file it leaves instead is removed by
 :func:`remove_stale_temporaries` when the next run starts.
 """
+import argparse
 import collections
 import fcntl
 import io
+import json
 import os
 import os.path as osp
 import pickle
@@ -33,6 +35,8 @@ import zipfile
 from typing import Any, List, Tuple
 
 import numpy as np
+import safetensors
+import safetensors.torch
 import torch
 from mmengine.logging import MessageHub
 from mmengine.logging.history_buffer import HistoryBuffer
@@ -67,7 +71,8 @@ def _history_buffer_reduce(self):
 
 #: Exactly the classes a toolkit checkpoint may reference beyond tensors and builtin containers
 #: (the ones that checkpoints written before plain message-hub data still hold).
-ALLOWED_GLOBALS = tuple([HistoryBuffer] + _numpy_globals())
+# argparse.Namespace: the official ConvNeXt / V2 scripts save their arguments beside the weights.
+ALLOWED_GLOBALS = tuple([HistoryBuffer, argparse.Namespace] + _numpy_globals())
 
 _PLAIN_HISTORY_KEYS = {'log_history', 'count_history', 'max_length'}
 
@@ -215,25 +220,57 @@ def _refusal(filename: str, error: Exception) -> str:
             'tensors.')
 
 
-def load_checkpoint_file(filename, map_location=None):
-    """Load a local checkpoint with ``weights_only=True`` and the toolkit's allow-list.
+#: The weight files of a Hugging Face model directory (``save_pretrained``), in the order we
+#: look for them: safetensors (transformers' default), sharded safetensors, then the older
+#: pickled ``pytorch_model.bin`` (read weights-only like any other pickle).
+HF_WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin',
+                   'pytorch_model.bin.index.json')
 
-    Args:
-        filename (str): path of the file.
-        map_location: as for :func:`torch.load`.
 
-    Returns:
-        The unpickled object (usually a dict).
+def is_safetensors(filename: str) -> bool:
+    """Whether ``filename`` is a safetensors file: by its ``.safetensors`` suffix or, for a file
+    named otherwise (a download cached under another name), by its header: an 8-byte
+    little-endian length, then that many bytes of JSON starting with ``{``. Torch's zip
+    archives (``PK``) and raw pickles (``\\x80``) never pass: their first 8 bytes read as a
+    length far beyond the file."""
+    if filename.endswith('.safetensors'):
+        return True
+    try:
+        with open(filename, 'rb') as f:
+            head = f.read(9)
+        size = osp.getsize(filename)
+    except OSError:
+        return False
+    length = int.from_bytes(head[:8], 'little')
+    return len(head) == 9 and head[8:] == b'{' and 2 <= length <= size - 8
 
-    Raises:
-        FileNotFoundError: the file does not exist.
-        UnsafeCheckpointError: the pickle references a global outside the allow-list (the
-            message names them; torch's error is kept as ``__context__``, not printed).
-        CorruptCheckpointError: the file is truncated or not a torch checkpoint.
-    """
-    filename = osp.expanduser(str(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+
+def _device_of(map_location):
+    """The device to put safetensors tensors on: ``map_location`` when it names one, else the
+    CPU (a dict or callable ``map_location`` of :func:`torch.load` has no meaning here)."""
+    if isinstance(map_location, (str, torch.device)):
+        return torch.device(map_location)
+    return torch.device('cpu')
+
+
+def _load_safetensors(filename: str, map_location=None):
+    """The flat state dict of a safetensors file (its format holds tensors only: nothing to
+    screen, nothing can run)."""
+    try:
+        state = safetensors.torch.load_file(filename, device='cpu')
+    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
+        msg = str(e).strip()
+        raise CorruptCheckpointError(
+            f'checkpoint file {filename!r} is truncated or is not a safetensors file '
+            f'({type(e).__name__}: {msg.splitlines()[0] if msg else "no detail"})') from e
+    device = _device_of(map_location)
+    if device.type != 'cpu':  # outside the try: a missing device is not a corrupt file
+        state = {k: v.to(device) for k, v in state.items()}
+    return state
+
+
+def _load_torch_file(filename: str, map_location=None):
+    """``torch.load(weights_only=True)`` with our errors (see :func:`load_checkpoint_file`)."""
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -247,6 +284,91 @@ def load_checkpoint_file(filename, map_location=None):
         raise CorruptCheckpointError(
             f'checkpoint file {filename!r} is truncated or is not a torch checkpoint '
             f'({type(e).__name__}: {msg.splitlines()[0] if msg else "no detail"})') from e
+
+
+def _load_weights_file(filename: str, map_location=None):
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    if is_safetensors(filename):
+        return _load_safetensors(filename, map_location)
+    return _load_torch_file(filename, map_location)
+
+
+def _load_sharded(index_file: str, map_location=None):
+    """The merged state dict of the shards a transformers index file
+    (``*.index.json``: ``{"weight_map": {key: shard file name}}``) lists."""
+    folder = osp.dirname(index_file)
+    try:
+        with open(index_file, encoding='utf-8') as f:
+            weight_map = json.load(f)['weight_map']
+        shards = list(dict.fromkeys(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CorruptCheckpointError(
+            f'shard index {index_file!r} is not a transformers index with a "weight_map" '
+            f'({type(e).__name__}: {e})') from e
+    state = {}
+    for shard in shards:
+        # Plain names only: an index must not send us to files outside its folder.
+        if not isinstance(shard, str) or osp.basename(shard) != shard or shard in ('', '.',
+                                                                                   '..'):
+            raise CorruptCheckpointError(
+                f'shard index {index_file!r} names {shard!r}, which is not a file name in '
+                f'{folder!r}')
+        part = _load_weights_file(osp.join(folder, shard), map_location)
+        if not isinstance(part, dict):
+            raise CorruptCheckpointError(f'shard {osp.join(folder, shard)!r} of '
+                                         f'{index_file!r} is not a state dict')
+        state.update(part)
+    missing = [k for k in weight_map if k not in state]
+    if missing:
+        raise CorruptCheckpointError(
+            f'shard index {index_file!r} lists {len(missing)} tensors its shards do not hold '
+            f'(e.g. {", ".join(repr(k) for k in missing[:3])})')
+    return state
+
+
+def _load_model_dir(folder: str, map_location=None):
+    """The state dict of a Hugging Face model directory (see :data:`HF_WEIGHT_FILES`)."""
+    for name in HF_WEIGHT_FILES:
+        path = osp.join(folder, name)
+        if osp.isfile(path):
+            if name.endswith('.index.json'):
+                return _load_sharded(path, map_location)
+            return _load_weights_file(path, map_location)
+    raise FileNotFoundError(f'checkpoint directory {folder!r} holds no model weights: looked '
+                            f'for {", ".join(HF_WEIGHT_FILES)}')
+
+
+def load_checkpoint_file(filename, map_location=None):
+    """Load a local checkpoint safely: a torch file with ``weights_only=True`` and the toolkit's
+    allow-list, a safetensors file, or a Hugging Face model directory.
+
+    Args:
+        filename (str): path of a torch checkpoint (``.pth``, ``.pt``, ``.bin``...), of a
+            safetensors file (``.safetensors``, or any name with a safetensors header; see
+            :func:`is_safetensors`), or of a directory written by transformers'
+            ``save_pretrained`` (:data:`HF_WEIGHT_FILES`: ``model.safetensors``, a sharded
+            ``model.safetensors.index.json``, ``pytorch_model.bin`` or its index;
+            ``config.json`` is not needed).
+        map_location: as for :func:`torch.load`; for safetensors, a device (name) or None
+            (CPU).
+
+    Returns:
+        The unpickled object (usually a dict); the flat state dict of a safetensors file or a
+        model directory.
+
+    Raises:
+        FileNotFoundError: the file does not exist, a directory holds none of the weight files
+            (the message lists them), or a shard of an index is missing.
+        UnsafeCheckpointError: the pickle references a global outside the allow-list (the
+            message names them; torch's error is kept as ``__context__``, not printed).
+        CorruptCheckpointError: the file is truncated or not a torch / safetensors checkpoint,
+            or a shard index is invalid.
+    """
+    filename = osp.expanduser(str(filename))
+    if osp.isdir(filename):
+        return _load_model_dir(filename, map_location)
+    return _load_weights_file(filename, map_location)
 
 
 def _load_from_local(filename, map_location):

@@ -36,7 +36,8 @@ from mmengine.runner.checkpoint import CheckpointLoader, get_torchvision_models
 from tqdm import tqdm
 
 from backbones.zoo import MIRROR_ENV, SCHEME, load_zoo, mirrored
-from .checkpoint_io import UnsafeCheckpointError, _refused_globals, load_checkpoint_file
+from .checkpoint_io import (UnsafeCheckpointError, _refused_globals, is_safetensors,
+                            load_checkpoint_file)
 
 #: Environment variable: the checkpoint cache folder (default: the torch hub cache).
 CACHE_ENV = 'CONVNEXT_CHECKPOINT_DIR'
@@ -191,7 +192,7 @@ def download(url: str, target: Optional[str] = None, sha256: Optional[str] = Non
                 _http_get(source, url, f, target, sha256, progress, timeout)
                 f.flush()
                 os.fsync(f.fileno())
-            refused = _refused_globals(tmp) if not tmp.endswith('.safetensors') else []
+            refused = [] if is_safetensors(tmp) else _refused_globals(tmp)
             if refused:
                 raise UnsafeCheckpointError(
                     f'Refusing checkpoint {source!r}: its pickle asks for '

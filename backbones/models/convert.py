@@ -1,5 +1,6 @@
 """Checkpoint conversion between the ConvNeXt formats in the wild: pure state-dict functions,
-idempotent, no file I/O (loading files into models is :mod:`.loading`).
+idempotent, no file I/O (loading files into models is :mod:`.loading`; safetensors files and
+Hugging Face model directories are read by :func:`backbones.engine.load_checkpoint_file`).
 
 Formats recognised by :func:`convert_checkpoint` (after unwrapping ``state_dict`` / ``model`` /
 ``model_ema`` / ... and stripping ``module.`` and ``backbone.`` prefixes):
@@ -17,20 +18,38 @@ Formats recognised by :func:`convert_checkpoint` (after unwrapping ``state_dict`
   ``head.fc``.
 * ``official_isotropic``: ``stem``, ``blocks.j``, ``norm``, ``head`` (also ours, plus output
   norms ``norm{j}``).
+* ``hf``: Hugging Face transformers' ``ConvNext*`` and ``ConvNextV2*`` models (``Model``,
+  ``Backbone``, ``ForImageClassification`` with its ``convnext.`` / ``convnextv2.`` prefix, and
+  the ``backbone.`` of ``UperNetForSemanticSegmentation``): ``embeddings``,
+  ``encoder.stages.i.{downsampling_layer,layers.j}``, ``hidden_states_norms.stage{i+1}`` (our
+  ``norm{i}``), the classifier's ``layernorm`` and ``classifier`` (see :mod:`.hf`).
+* ``fcmae``: ConvNeXt V2 FCMAE pre-training checkpoints (``convnextv2_*_fcmae.pt``): the sparse
+  encoder under ``encoder.``, MinkowskiEngine kernels ``(k*k, C)`` (depthwise) and
+  ``(k*k, C_in, C_out)`` (downsampling) instead of conv weights, ``.ln`` / ``.linear``
+  wrappers, ``(1, C)`` biases and GRN parameters; the decoder (``decoder``, ``proj``,
+  ``mask_token``, ``pred``) is dropped.
 
 What is dropped: classification heads (``head.*``), always. The classifier's final norm
-(official ``norm``, timm ``head.norm``/``norm_pre``, an mmpretrain classifier's ``norm3``) was
-trained on globally pooled features; like the official detection and segmentation code we drop
-it by default, so the dense output norms start fresh. ``keep_final_norm=True`` loads it into
-the last output norm instead. Keys of a recognised format that we do not know pass through
-unchanged, so loading reports them as unexpected rather than hiding them.
+(official ``norm``, timm ``head.norm``/``norm_pre``, an mmpretrain classifier's ``norm3``,
+transformers' ``layernorm``) was trained on globally pooled features; like the official
+detection and segmentation code we drop it by default, so the dense output norms start fresh.
+``keep_final_norm=True`` loads it into the last output norm instead. Keys of a recognised
+format that we do not know pass through unchanged, so loading reports them as unexpected
+rather than hiding them.
+
+Whole detectors and segmentors (the backbone in any of these formats, the rest in
+MMDetection's / MMSegmentation's names or transformers' UperNet heads) are converted by
+:func:`convert_dense_model_checkpoint`, which keeps the backbone's output norms.
 """
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from typing import Dict, List, Optional, Tuple
 
 import torch
+
+from .hf import hf_backbone_key, hf_head_key, is_hf_backbone, is_hf_heads
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -112,9 +131,15 @@ def detect_format(state: StateDict) -> Optional[str]:
 
     Returns:
         ``'timm'``, ``'mmpretrain'``, ``'official'`` (also ours), ``'official_isotropic'``
-        (also our isotropic model) or None when unrecognised.
+        (also our isotropic model), ``'hf'`` (Hugging Face transformers), ``'fcmae'``
+        (ConvNeXt V2 FCMAE pre-training) or None when unrecognised.
     """
     keys = list(state)
+    # Before 'official': without its 'encoder.' prefix an FCMAE encoder has official block names.
+    if any(_FCMAE_KERNEL.match(k) for k in keys):
+        return 'fcmae'
+    if is_hf_backbone(keys):
+        return 'hf'
     if any(re.match(r'stages\.\d+\.blocks\.\d+\.conv_dw\.', k) for k in keys):
         return 'timm'
     if any(re.match(r'stages\.\d+\.\d+\.(depthwise_conv|pointwise_conv\d)\.', k) for k in keys):
@@ -126,10 +151,62 @@ def detect_format(state: StateDict) -> Optional[str]:
     return None
 
 
+#: A sparse (MinkowskiEngine) conv kernel of an FCMAE encoder, with or without ``encoder.``.
+_FCMAE_KERNEL = re.compile(r'^(?:encoder\.)?(?:stages\.\d+\.\d+\.dwconv|downsample_layers'
+                           r'\.\d+\.\d+)\.kernel$')
+#: FCMAE's decoder, which dense models do not have.
+_FCMAE_DECODER = ('decoder.', 'proj.', 'pred.', 'mask_token')
+
+
+def _fcmae_rename(key: str) -> Tuple[Optional[str], str]:
+    """``(part, our name)`` of an FCMAE key: ``encoder.`` stripped, ``kernel`` -> ``weight``
+    and the ``ln`` / ``linear`` wrapper modules of the sparse layers left out."""
+    if key.startswith('encoder.'):
+        key = key[len('encoder.'):]
+    elif key.startswith(_FCMAE_DECODER):
+        return None, key
+    *path, name = key.split('.')
+    path = [p for p in path if p not in ('ln', 'linear')]
+    return 'backbone', '.'.join(path + ['weight' if name == 'kernel' else name])
+
+
+def _dense_kernel(key: str, kernel: torch.Tensor) -> torch.Tensor:
+    """The ``nn.Conv2d`` weight of a MinkowskiEngine kernel.
+
+    MinkowskiEngine stores one ``(C_in, C_out)`` matrix (a ``(C,)`` row for depthwise convs)
+    per kernel offset, the offsets ordered with the first spatial axis fastest; a dense
+    ``(N, C, H, W)`` image becomes coordinates ``(n, h, w)``, so offset ``(dh, dw)`` is row
+    ``dh + k * dw``. Its convolution is, like ``conv2d``, a correlation (``W_i x_{u+i}``).
+    """
+    kk = kernel.shape[0]
+    k = math.isqrt(kk)
+    if k * k != kk or kernel.dim() not in (2, 3):
+        raise ValueError(f'{key!r}: expected a square sparse kernel (k*k, C) or '
+                         f'(k*k, C_in, C_out), got shape {tuple(kernel.shape)}')
+    if kernel.dim() == 2:  # depthwise: (k*k, C) -> (kw, kh, C) -> (C, 1, kh, kw)
+        return kernel.reshape(k, k, -1).permute(2, 1, 0).unsqueeze(1).contiguous()
+    # (k*k, C_in, C_out) -> (kw, kh, C_in, C_out) -> (C_out, C_in, kh, kw)
+    return kernel.reshape(k, k, *kernel.shape[1:]).permute(3, 2, 1, 0).contiguous()
+
+
+def _fcmae_value(key: str, value: torch.Tensor) -> torch.Tensor:
+    """A dense value of the FCMAE key ``key``: conv weights from kernels, ``(1, C)`` biases
+    of the sparse layers as ``(C,)`` (GRN parameters: see :func:`_fix_value`)."""
+    if key.endswith('.kernel'):
+        return _dense_kernel(key, value)
+    if key.endswith('.bias') and value.dim() == 2 and value.shape[0] == 1:
+        return value.reshape(-1)
+    return value
+
+
 def _rename(key: str, fmt: str) -> Tuple[Optional[str], str]:
     """Where a prefix-free key of format ``fmt`` goes: ``(part, our name)`` with part
     ``'backbone'``, ``'final_norm'`` (the classifier's post-pooling norm), ``'head'`` (its
     linear layer) or None (dropped)."""
+    if fmt == 'hf':
+        return hf_backbone_key(key)
+    if fmt == 'fcmae':
+        return _fcmae_rename(key)
     if fmt == 'timm':
         if key.startswith('stem.'):
             return 'backbone', 'downsample_layers.0.' + key[len('stem.'):]
@@ -216,8 +293,8 @@ def split_checkpoint(obj, prefix: Optional[str] = None, use_ema: bool = False) -
     fmt = detect_format(state)
     if fmt is None:
         raise ValueError(f'unrecognised checkpoint format: no ConvNeXt block keys among '
-                         f'{sample_keys(list(state))}; expected official, timm, mmpretrain or '
-                         f'isotropic ConvNeXt names')
+                         f'{sample_keys(list(state))}; expected official, timm, mmpretrain, '
+                         f'isotropic, Hugging Face or FCMAE ConvNeXt names')
     last = 3
     if fmt == 'official_isotropic':
         last = max(int(m[1]) for m in (re.match(r'blocks\.(\d+)\.', k) for k in state) if m)
@@ -228,6 +305,8 @@ def split_checkpoint(obj, prefix: Optional[str] = None, use_ema: bool = False) -
         if fmt == 'mmpretrain' and is_classifier and new.startswith(f'norm{last}.'):
             part, new = 'final_norm', new.split('.', 1)[1]
         if part == 'backbone':
+            if fmt == 'fcmae':
+                value = _fcmae_value(key, value)
             parts[part][new] = _fix_value(new, value)
         elif part:
             parts[part][new] = value
@@ -304,6 +383,51 @@ def convert_classifier_checkpoint(obj) -> StateDict:
     state.update({f'head.norm.{k}': v for k, v in split.final_norm.items()})
     state.update({f'head.fc.{k}': v for k, v in split.head.items()})
     return state
+
+
+def convert_dense_model_checkpoint(obj) -> StateDict:
+    """Convert a whole detector or segmentor checkpoint into the names of our configs' models.
+
+    The ``backbone.*`` keys, in any format :func:`detect_format` knows, get our backbone's
+    names (output norms ``norm{i}`` kept: a whole model trained them); transformers' UperNet
+    heads (``decode_head.*``, ``auxiliary_head.*``) get MMSegmentation's names (``bn``,
+    ``conv_seg``). Every other key, and a backbone of no known format, passes through unchanged,
+    so loading with ``strict=True`` reports what does not fit. A checkpoint already in our names
+    comes back with the same keys and the same tensors; converting twice equals converting
+    once.
+
+    Args:
+        obj: A whole model's state dict, or a checkpoint wrapping one (see
+            :func:`unwrap_state_dict`; ``module.`` prefixes are stripped).
+
+    Returns:
+        The state dict under our names.
+
+    Raises:
+        ValueError: ``obj`` holds no tensors, or two keys would get the same name.
+    """
+    raw = unwrap_state_dict(obj)
+    prefix = 'backbone.'
+    fmt = detect_format({k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)})
+    hf_heads = is_hf_heads(raw)
+    out: StateDict = {}
+    for key, value in raw.items():
+        new = key
+        if fmt and key.startswith(prefix):
+            sub = key[len(prefix):]
+            part, renamed = _rename(sub, fmt)
+            # A classifier's parts (final norm, head) inside a dense model: leave them be.
+            if part == 'backbone':
+                if fmt == 'fcmae':
+                    value = _fcmae_value(sub, value)
+                new, value = prefix + renamed, _fix_value(renamed, value)
+        elif hf_heads:
+            new = hf_head_key(key)
+        if new in out:
+            raise ValueError(f'cannot convert the checkpoint: two keys become {new!r} (is it '
+                             'a mix of formats?)')
+        out[new] = value
+    return out
 
 
 def convert_to_official(state_dict: StateDict) -> StateDict:
