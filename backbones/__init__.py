@@ -1,15 +1,15 @@
 """ConvNeXt toolkit: importing this package registers every module into the MMEngine,
-MMDetection and MMSegmentation registries, installs safe checkpoint I/O
-(local files, and downloads through the cache of :mod:`backbones.engine.hub`) and makes the mmcv ops
-that read raw feature-map memory take any layout (:mod:`backbones.ops`), so a config needs only
+MMDetection and MMSegmentation registries, installs safe checkpoint I/O (local files, and
+downloads through the cache of :mod:`backbones.checkpoint.hub`) and makes the mmcv ops that read
+raw feature-map memory take any layout (:mod:`backbones.ops`), so a config needs only
 ``custom_imports = dict(imports=['backbones'], allow_failed_imports=False)``.
 """
 from . import compat as _compat
 
 _compat.install()  # before anything imports mmdet (and through it mmpretrain)
 
-from .engine import checkpoint_io as _checkpoint_io  # noqa: E402
-from .engine import hub as _hub  # noqa: E402
+from .checkpoint import hub as _hub  # noqa: E402
+from .checkpoint import io as _checkpoint_io  # noqa: E402
 from .ops import install_layout_guards as _install_layout_guards  # noqa: E402
 
 _checkpoint_io.install()

@@ -172,6 +172,14 @@ def test_hf_upernet_into_our_config(tmp_path):
     backbone = MODELS.build(dict(type='ConvNeXt', arch='tiny'))
     assert load_pretrained(backbone, str(tmp_path / 'hf')) == ([], [])
     assert torch.equal(backbone.norm2.weight, hf.backbone.hidden_states_norms.stage3.weight)
+    # The saved directory straight into tools/test.py's runner (load_from; exact fit check).
+    from test_release_checkpoints import bare, tool_runner
+    config = osp.join(REPO, 'configs', 'segmentation', 'upernet_convnext_t_ade20k.py')
+    runner = tool_runner(config, tmp_path / 'hf', tmp_path / 'work')
+    runner.load_checkpoint(str(tmp_path / 'hf'))
+    loaded = bare(runner.model).state_dict()
+    assert torch.equal(loaded['decode_head.conv_seg.weight'], hf.decode_head.classifier.weight)
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
     # Idempotent, and the identity on our own names (same keys, same tensors).
     for already in (state, ours.state_dict()):
         again = convert_dense_model_checkpoint(already)

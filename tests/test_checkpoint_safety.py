@@ -76,7 +76,7 @@ def test_resume_from_malicious_checkpoint_is_refused(tmp_path, toy_config):
             assert proc.returncode != 0
             # The run ends with our sentence, and torch's allow-listing advice is not printed.
             last = proc.stderr.strip().splitlines()[-1]
-            assert last.startswith('backbones.engine.checkpoint_io.UnsafeCheckpointError: '
+            assert last.startswith('backbones.checkpoint.io.UnsafeCheckpointError: '
                                    f"Refusing to load checkpoint '{path}': it asks the "
                                    'unpickler for io.open'), proc.stderr[-3000:]
             assert not any(advice in proc.stderr for advice in TORCH_ADVICE), proc.stderr

@@ -14,8 +14,8 @@ from mmengine.registry import DefaultScope
 
 import backbones  # noqa: F401  (registers ConvNeXt, the constructor, CheckedCocoDataset)
 from backbones.analysis import paper_row
+from backbones.checkpoint.hub import is_fetched
 from backbones.engine import fetch_pretrained
-from backbones.engine.hub import is_fetched
 from backbones.zoo import load_zoo
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'detection')

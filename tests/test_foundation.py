@@ -74,7 +74,7 @@ def test_package_builds_as_a_wheel(tmp_path):
                    capture_output=True)
     (wheel, ) = tmp_path.glob('convnext_dense-*.whl')
     names = zipfile.ZipFile(wheel).namelist()
-    assert 'backbones/__init__.py' in names and 'backbones/engine/checkpoint_io.py' in names
+    assert 'backbones/__init__.py' in names and 'backbones/checkpoint/io.py' in names
 
 
 def test_setup_is_idempotent_and_fast():

@@ -20,9 +20,9 @@ from mmengine.config import Config
 import backbones  # noqa: F401  (installs the fetching loaders)
 from backbones import ConvNeXt
 from backbones.analysis.paper import load_paper, paper_metrics
+from backbones.checkpoint.hub import (CheckpointDownloadError, UnsafeCheckpointError, cache_dir,
+                                      download, resolve_checkpoint)
 from backbones.engine import fetch_pretrained
-from backbones.engine.hub import (CheckpointDownloadError, UnsafeCheckpointError, cache_dir,
-                                  download, resolve_checkpoint)
 from backbones.models.convert import convert_to_mmpretrain
 from backbones.zoo import MIRROR_ENV, ZOO_FILE, Zoo, load_zoo, mirrored
 
@@ -200,7 +200,7 @@ def test_hostile_pickle_is_refused_and_not_cached(served, cache, tmp_path):
 def test_two_processes_download_once(served, cache):
     _save(served, 'd.pth', dict(model=_atto_state()))
     served.delay = 0.02  # a ~5 s transfer: the second process starts while the first downloads
-    code = ('import sys, time; from backbones.engine.hub import download; start = time.time(); '
+    code = ('import sys, time; from backbones.checkpoint.hub import download; start = time.time(); '
             'print(start, download(sys.argv[1], progress=False))')
     env = tool_env(CONVNEXT_CHECKPOINT_DIR=str(cache))
     procs = [subprocess.Popen([sys.executable, '-c', code, served.url('d.pth')], cwd=REPO,
@@ -326,7 +326,7 @@ def test_train_offline_says_what_to_do(tmp_path):
                     CONVNEXT_CHECKPOINT_DIR=str(cache), **{MIRROR_ENV: mirror})
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('backbones.engine.hub.CheckpointDownloadError: could not download '
+    assert last.startswith('backbones.checkpoint.hub.CheckpointDownloadError: could not download '
                            f"checkpoint '{mirror}convnext_tiny_1k_224.pth'"), last
     assert 'https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224.pth' in last
     assert repr(str(cache / 'convnext_tiny_1k_224.pth')) in last and MIRROR_ENV in last

@@ -22,8 +22,8 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 import backbones  # noqa: F401  (allow-list for reading the checkpoints here)
+from backbones.checkpoint.io import TEMP_NAME
 from backbones.engine import CorruptCheckpointError, UnsafeCheckpointError, find_resume_checkpoint
-from backbones.engine.checkpoint_io import TEMP_NAME
 
 TOY = osp.join(TEST_DATA, 'configs', 'toy_classifier.py')
 

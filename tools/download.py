@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone
 
 from backbones.analysis.paper import paper_metrics  # noqa: E402
-from backbones.engine.hub import CheckpointDownloadError, cache_dir, download  # noqa: E402
+from backbones.checkpoint.hub import CheckpointDownloadError, cache_dir, download  # noqa: E402
 from backbones.zoo import TASKS, load_zoo  # noqa: E402
 
 

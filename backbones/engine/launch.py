@@ -16,8 +16,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from backbones.checkpoint.hub import is_fetched, missing_hint, resolve_checkpoint
 from backbones.zoo import load_zoo
-from .hub import is_fetched, missing_hint, resolve_checkpoint
 
 _REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
 
@@ -62,7 +62,7 @@ def pretrained_checkpoints(cfg: Config):
 
 def fetch_pretrained(cfg: Config) -> None:
     """Before any data is loaded: download the config's remote pretrained checkpoints into the
-    cache (URLs, ``zoo://``, ``torchvision://``: see :mod:`backbones.engine.hub`) and fail on a
+    cache (URLs, ``zoo://``, ``torchvision://``: see :mod:`backbones.checkpoint.hub`) and fail on a
     missing local one.
 
     Every process calls this; one per machine downloads, the others wait for its file. The
@@ -75,8 +75,8 @@ def fetch_pretrained(cfg: Config) -> None:
         FileNotFoundError: a local checkpoint is missing: the message names the config key,
             the path, the zoo entry of that file name (if any) and the command that produces
             such a checkpoint.
-        backbones.engine.hub.CheckpointDownloadError: a download failed (the message names the URL,
-            the cache path and the mirror setting).
+        backbones.checkpoint.CheckpointDownloadError: a download failed (the message names the
+            URL, the cache path and the mirror setting).
     """
     for key, ckpt in pretrained_checkpoints(cfg):
         if not ckpt:

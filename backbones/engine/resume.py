@@ -40,7 +40,7 @@ from mmengine.registry import LOOPS
 from mmengine.runner.loops import (EpochBasedTrainLoop, IterBasedTrainLoop,
                                    _InfiniteDataloaderIterator)
 
-from .checkpoint_io import CorruptCheckpointError, load_checkpoint_file
+from backbones.checkpoint.io import CorruptCheckpointError, load_checkpoint_file
 
 
 def seed_iteration(seed: Optional[int], iteration: int) -> None:

@@ -135,6 +135,10 @@ class ImageClassifier(BaseModel):
             format (converted on load).
     """
 
+    #: Keys a checkpoint may lack (the fit check of ``tools/test.py`` / ``load_from``): the
+    #: unused dense output norms, which ImageNet checkpoints of every format do not have.
+    optional_checkpoint_keys = r'backbone\.norm\d+\.'
+
     def __init__(self,
                  backbone: dict,
                  head: dict,

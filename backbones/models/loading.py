@@ -8,16 +8,16 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import PretrainedInit, initialize
 
-from backbones.engine.checkpoint_io import load_checkpoint_file
-from backbones.engine.hub import is_fetched, resolve_checkpoint
+from backbones.checkpoint.hub import is_fetched, resolve_checkpoint
+from backbones.checkpoint.io import load_checkpoint_file
 from backbones.utils import is_remote
 from .convert import OUTPUT_NORM, convert_and_detect, sample_keys
 
 
 def load_file(filename: str, map_location='cpu'):
     """Load a checkpoint safely (``weights_only``): a local path, or a URL / ``zoo://`` /
-    ``torchvision://`` name fetched through the cache (:mod:`backbones.engine.hub`); other remote
-    paths (``s3://``...) through MMEngine's file backends."""
+    ``torchvision://`` name fetched through the cache (:mod:`backbones.checkpoint.hub`); other
+    remote paths (``s3://``...) through MMEngine's file backends."""
     if is_fetched(filename):
         return load_checkpoint_file(resolve_checkpoint(filename), map_location=map_location)
     if is_remote(filename):

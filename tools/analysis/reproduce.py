@@ -23,7 +23,7 @@ sys.path.insert(0, REPO)
 
 from backbones.analysis.results import (format_markdown, matrix_rows, read_run,  # noqa: E402
                                         write_csv, write_markdown)
-from backbones.engine.hub import CheckpointDownloadError, download  # noqa: E402
+from backbones.checkpoint.hub import CheckpointDownloadError, download  # noqa: E402
 from backbones.zoo import ZOO_FILE, load_zoo  # noqa: E402
 
 TASKS = dict(det='detection', seg='segmentation')

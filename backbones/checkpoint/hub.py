@@ -36,8 +36,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, get_torchvision_models
 from tqdm import tqdm
 
 from backbones.zoo import MIRROR_ENV, SCHEME, load_zoo, mirrored
-from .checkpoint_io import (UnsafeCheckpointError, _refused_globals, is_safetensors,
-                            load_checkpoint_file)
+from .io import UnsafeCheckpointError, _refused_globals, is_safetensors, load_checkpoint_file
 
 #: Environment variable: the checkpoint cache folder (default: the torch hub cache).
 CACHE_ENV = 'CONVNEXT_CHECKPOINT_DIR'
