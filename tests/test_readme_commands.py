@@ -60,8 +60,8 @@ HELP = {
     'python tools/test.py configs/segmentation/upernet_convnext_t_ade20k.py CKPT --tta':
         'ADE20K and a trained checkpoint',
     'python tools/image_demo.py IMAGE CONFIG CHECKPOINT --out-file out.png': 'synopsis',
-    'python tools/test.py configs/classification/convnext_t_in1k.py convnext_tiny_1k_224.pth':
-        'ImageNet and the official checkpoint',
+    'python tools/test.py configs/classification/convnext_t_in1k.py '
+    'zoo://convnext_tiny_1k_224_ema': 'ImageNet and the released checkpoint (internet)',
     'python tools/train.py configs/detection/mask_rcnn_convnext_t_coco.py --allow-new-keys '
     '--cfg-options model.backbone.init_cfg.checkpoint=work_dirs/convnext_t_in1k/epoch_300.pth '
     'model.backbone.init_cfg.use_ema=True': 'COCO and an ImageNet pre-training',
