@@ -32,6 +32,17 @@ def run_tool(args, timeout=600, check=True, **env):
     return proc
 
 
+def load_tool(*parts):
+    """Import a script under tools/ as a module (``load_tool('analysis', 'reproduce.py')``),
+    to call its ``main(argv)`` in this process."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(osp.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def cuda_skip_reason():
     """Why the ``gpu`` tests cannot run here, or None when torch sees a CUDA device."""
     import torch

@@ -1,11 +1,10 @@
 """Checkpoint conversion: official <-> ours <-> mmpretrain, timm, wrappers, idempotence, the
 converter tool."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import load_tool, run_tool
 
 import backbones  # noqa: F401
 from backbones import (ConvNeXt, ConvNeXtIsotropic, convert_checkpoint, convert_to_mmpretrain,
@@ -161,11 +160,7 @@ def test_unrecognised_format_lists_keys():
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'model_converters', 'convert_convnext.py')
-    spec = importlib.util.spec_from_file_location('convert_convnext', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('model_converters', 'convert_convnext.py')
 
 
 @pytest.mark.parametrize('fmt', ['ours', 'official', 'mmpretrain'])

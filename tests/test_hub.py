@@ -2,7 +2,6 @@
 127.0.0.1 (tests/checkpoint_server.py), real files, real processes; nothing leaves the machine."""
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,7 +13,7 @@ import sys
 import pytest
 import torch
 from checkpoint_server import CheckpointServer
-from conftest import REPO, MakesAFile, run_tool, tool_env
+from conftest import REPO, MakesAFile, load_tool, run_tool, tool_env
 from mmengine.config import Config
 
 import backbones  # noqa: F401  (installs the fetching loaders)
@@ -27,13 +26,6 @@ from backbones.models.convert import convert_to_mmpretrain
 from backbones.zoo import MIRROR_ENV, ZOO_FILE, Zoo, load_zoo, mirrored
 
 ATTO = dict(arch='atto')
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -343,7 +335,7 @@ def test_fetch_pretrained_walks_init_cfg_lists(served, cache):
 
 
 def test_download_tool_lists_and_fetches(served, cache, capsys):
-    download_tool = _tool('download')
+    download_tool = load_tool('download.py')
     download_tool.main(['--list'])
     listing = capsys.readouterr().out
     for entry in load_zoo():

@@ -24,13 +24,13 @@ Each is written with ``torch.save`` of a plain dict, as mmcv 1.x did.
 """
 import collections
 import glob
-import importlib.util
+import importlib
 import json
 import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import load_tool, run_tool
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -54,9 +54,7 @@ SIZES = {  # the paper's ConvNeXt sizes (official configs: depths, dims)
 }
 ENV = dict(OMP_NUM_THREADS='1')
 
-_spec = importlib.util.spec_from_file_location('test_tool', osp.join(REPO, 'tools', 'test.py'))
-test_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(test_tool)
+test_tool = load_tool('test.py')
 
 
 # --- the official model, as names and shapes ----------------------------------------------

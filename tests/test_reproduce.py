@@ -2,14 +2,13 @@
 (MMDetection 2.x / MMSegmentation 0.x layout) served by a local HTTP server, fetched through the
 real download path, evaluated by tools/test.py subprocesses, gathered into the matrix."""
 import csv
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 import torch
 from checkpoint_server import CheckpointServer
-from conftest import REPO
+from conftest import REPO, load_tool
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
@@ -18,14 +17,6 @@ from backbones.datasets import make_shapes
 
 DET = 'cascade_convnext_atto_shapes'
 SEG = 'upernet_convnext_atto_shapes'
-
-
-def _tool():
-    path = osp.join(REPO, 'tools', 'analysis', 'reproduce.py')
-    spec = importlib.util.spec_from_file_location('reproduce', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def release_checkpoint(config, scope, path):
@@ -60,7 +51,7 @@ def test_reproduce_det_and_seg_from_a_served_zoo(tmp_path, monkeypatch):
     release_checkpoint(osp.join(REPO, 'configs', 'segmentation', SEG + '.py'), 'mmseg',
                        www / 'ade20k' / 'upernet_atto_shapes.pth')
     monkeypatch.setenv('CONVNEXT_CHECKPOINT_DIR', str(tmp_path / 'cache'))
-    tool = _tool()
+    tool = load_tool('analysis', 'reproduce.py')
     with CheckpointServer(www) as server:
         common = dict(format='mmdet2', arch='atto', pretrain='in1k')
         zoo = dict(base_url=server.base, models={
@@ -91,7 +82,7 @@ def test_reproduce_det_and_seg_from_a_served_zoo(tmp_path, monkeypatch):
 
 
 def test_reproduce_rejects_unknown_and_wrong_task_models(capsys):
-    tool = _tool()
+    tool = load_tool('analysis', 'reproduce.py')
     with pytest.raises(SystemExit, match=r'\(upernet_convnext_tiny_1k_512x512\) is a segmentation'):
         tool.main(['--task', 'det', '--models', 'upernet_convnext_t'])
     with pytest.raises(SystemExit, match='closest'):
