@@ -107,24 +107,21 @@ def _http_get(source: str, url: str, tmp, target: str, sha256: Optional[str],
     received = 0
     bar = tqdm(total=total, unit='B', unit_scale=True, unit_divisor=1024,
                desc=osp.basename(target), disable=not progress, file=sys.stderr)
-    try:
-        with response, bar:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except (http.client.IncompleteRead, OSError) as e:
-                    raise CheckpointDownloadError(
-                        f'could not download checkpoint {source!r}: the transfer broke off '
-                        f'after {received} of {total or "?"} bytes ({type(e).__name__})'
-                        + _advice(url, source, target)) from None
-                if not chunk:
-                    break
-                tmp.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-    finally:
-        bar.close()
+    with response, bar:
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except (http.client.IncompleteRead, OSError) as e:
+                raise CheckpointDownloadError(
+                    f'could not download checkpoint {source!r}: the transfer broke off '
+                    f'after {received} of {total or "?"} bytes ({type(e).__name__})'
+                    + _advice(url, source, target)) from None
+            if not chunk:
+                break
+            tmp.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
     if total is not None and received != total:
         raise CheckpointDownloadError(
             f'could not download checkpoint {source!r}: the transfer broke off after '

@@ -7,7 +7,6 @@ import difflib
 import inspect
 import os
 import os.path as osp
-import re
 from typing import Any, Dict, Optional
 
 import torch
@@ -17,9 +16,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from backbones.checkpoint.hub import is_fetched, missing_hint, resolve_checkpoint
+from backbones.utils import is_remote
 from backbones.zoo import load_zoo
-
-_REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
 
 
 def _walk(node: Any, path: str = ''):
@@ -83,7 +81,7 @@ def fetch_pretrained(cfg: Config) -> None:
             continue
         if is_fetched(ckpt):
             resolve_checkpoint(ckpt)
-        elif not _REMOTE.match(str(ckpt)) and not osp.exists(osp.expanduser(str(ckpt))):
+        elif not is_remote(ckpt) and not osp.exists(osp.expanduser(str(ckpt))):
             raise FileNotFoundError(
                 f'pretrained checkpoint not found: {ckpt!r} (config key {key}); '
                 f'{_producer_hint(str(ckpt))}; or point the config elsewhere with '

@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import PretrainedInit, initialize
 
-from backbones.checkpoint.hub import is_fetched, resolve_checkpoint
+from backbones.checkpoint.hub import is_fetched, load_fetched
 from backbones.checkpoint.io import load_checkpoint_file
 from backbones.utils import is_remote
 from .convert import OUTPUT_NORM, convert_and_detect, sample_keys
@@ -19,7 +19,7 @@ def load_file(filename: str, map_location='cpu'):
     ``torchvision://`` name fetched through the cache (:mod:`backbones.checkpoint.hub`); other
     remote paths (``s3://``...) through MMEngine's file backends."""
     if is_fetched(filename):
-        return load_checkpoint_file(resolve_checkpoint(filename), map_location=map_location)
+        return load_fetched(filename, map_location)
     if is_remote(filename):
         from mmengine.runner.checkpoint import _load_checkpoint
         return _load_checkpoint(filename, map_location=map_location)
