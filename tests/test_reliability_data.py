@@ -2,21 +2,25 @@
 missing data, broken annotation files, unreadable images (fail-fast, or skipped and counted),
 num_classes / arch / roadmap-step / checkpoint mistakes. Real files, real data sets, a real
 Runner."""
+import contextlib
 import glob
 import json
+import logging
 import os
 import os.path as osp
 import re
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 from conftest import REPO, TEST_DATA, run_tool
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 import backbones  # noqa: F401
-from backbones.datasets import CheckedCocoDataset, make_coco_split
+from backbones.datasets import CheckedCocoDataset, checks, make_coco_split
 from backbones.datasets.checks import (SKIP_LEDGER_ENV, AnnotationError, CheckedLoadImageFromFile,
                                        check_num_classes)
 
@@ -136,8 +140,174 @@ def test_bad_annotations_are_named_or_skipped_with_a_log(coco_root):
                      "bad_annotations='skip'"):
         assert expected in msg, (expected, msg)
 
-    ds = _dataset(coco_root, bad_annotations='skip')
-    assert sum(len(ds.get_data_info(i)['instances']) for i in range(len(ds))) == good
+    # Skip mode: only the NaN box (9006) is taken out; MMDetection's parser skips the unknown
+    # ids and the empty box, and keeps the two polygon cases for LoadAnnotations.
+    with captured_log() as records:
+        ds = _dataset(coco_root, bad_annotations='skip')
+    assert sum(len(ds.get_data_info(i)['instances']) for i in range(len(ds))) == good + 2
+    blocks = _skip_report(records)
+    assert blocks == {checks.FATAL: [9006], checks.UNUSED: [9001, 9002, 9003],
+                      checks.POLYGON: [9004], checks.EMPTY_POLYGON: [9005]}, blocks
+
+
+@contextlib.contextmanager
+def captured_log():
+    """The messages MMEngine's current logger emits inside the block."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def _skip_report(records):
+    """``{fate: [annotation ids]}`` from the bad_annotations='skip' log."""
+    report = [r for r in records if "(bad_annotations='skip')" in r]
+    assert len(report) == 1, records
+    blocks, fate = {}, None
+    for line in report[0].splitlines()[1:]:
+        if not line.startswith('  '):
+            fate = re.fullmatch(r'\d+ (.*):', line).group(1)
+            blocks[fate] = []
+        else:
+            blocks[fate].append(int(re.match(r'  annotation id (\d+)', line).group(1)))
+    return blocks
+
+
+def _column_major_rle(mask):
+    """Uncompressed RLE (``counts`` a list), as COCO stores crowd regions."""
+    flat = np.asarray(mask, np.uint8).flatten(order='F')
+    changes = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+    return dict(counts=np.diff(np.concatenate([[0], changes])).tolist(), size=list(mask.shape))
+
+
+def _real_coco_quirks(raw):
+    """The cases of issue 31 plus real COCO's quirks, on the shapes images."""
+    anns = raw['annotations']
+    by_image = {}
+    for ann in anns:
+        by_image.setdefault(ann['image_id'], []).append(ann)
+    ids = sorted(by_image)
+    # Non-contiguous category ids, listed out of order (COCO's run 1..90 with gaps).
+    remap = {1: 17, 2: 3, 3: 42}
+    for cat in raw['categories']:
+        cat['id'] = remap[cat['id']]
+    for ann in anns:
+        ann['category_id'] = remap[ann['category_id']]
+    raw['categories'].reverse()
+    next_id = max(a['id'] for a in anns) + 1
+    # An image whose only box is under 1 px: MMDetection keeps it, background only.
+    tiny = dict(by_image[ids[0]][0], id=next_id, bbox=[5.0, 5.0, 0.5, 8.0], area=4.0)
+    anns[:] = [a for a in anns if a['image_id'] != ids[0]] + [tiny]
+    # A zero-area polygon: the box is kept with an empty mask.
+    by_image[ids[1]][0]['segmentation'] = [[1, 1, 2, 2, 3, 3]]
+    # One bad polygon beside a good one: the box is kept with the good part's mask.
+    by_image[ids[2]][0]['segmentation'].append([1, 1, 5, 5])
+    # Only bad polygons: MMDetection keeps the box as an ignored region.
+    by_image[ids[3]][0]['segmentation'] = [[1, 1, 5, 5]]
+    # A crowd region in uncompressed RLE.
+    crowd = np.zeros((raw['images'][0]['height'], raw['images'][0]['width']), bool)
+    crowd[10:30, 20:44] = True
+    anns.append(dict(id=next_id + 1, image_id=ids[4], category_id=42, iscrowd=1, area=480.0,
+                     bbox=[20.0, 10.0, 24.0, 20.0], segmentation=_column_major_rle(crowd)))
+    # Unknown image and category ids.
+    anns.append(dict(by_image[ids[4]][0], id=next_id + 2, image_id=999))
+    anns.append(dict(by_image[ids[4]][0], id=next_id + 3, category_id=5))
+    # Images without annotations (COCO has about a thousand in train2017).
+    for i in ids[5:]:
+        anns[:] = [a for a in anns if a['image_id'] != i]
+
+
+def _loaded(dataset, index):
+    """Data info and what LoadAnnotations(with_mask=True) makes of it, as numpy arrays."""
+    from mmdet.datasets.transforms import LoadAnnotations
+    info = dataset.get_data_info(index)
+    results = LoadAnnotations(with_bbox=True, with_mask=True)(
+        dict(info, ori_shape=(info['height'], info['width'])))
+    return info, dict(gt_bboxes=results['gt_bboxes'].numpy(),  # HorizontalBoxes
+                      gt_bboxes_labels=results['gt_bboxes_labels'],
+                      gt_ignore_flags=results['gt_ignore_flags'],
+                      gt_masks=results['gt_masks'].to_ndarray())
+
+
+@pytest.mark.parametrize('filter_cfg', [dict(filter_empty_gt=True, min_size=32), None],
+                         ids=['paper', 'unfiltered'])
+def test_skip_gives_mmdetections_images_and_instances(tmp_path, filter_cfg):
+    from mmdet.datasets import CocoDataset
+    root = tmp_path / 'coco'
+    make_coco_split(str(root), 'train', 8, size=64)
+    _edit_annotations(root, _real_coco_quirks)
+    kwargs = dict(data_root=str(root), ann_file='annotations/instances_train.json',
+                  data_prefix=dict(img='train/'), metainfo=dict(classes=CLASSES),
+                  filter_cfg=filter_cfg, pipeline=[])
+    theirs = CocoDataset(**kwargs)
+    ours = CheckedCocoDataset(bad_annotations='skip', **kwargs)
+
+    assert [ours.get_data_info(i)['img_id'] for i in range(len(ours))] == \
+        [theirs.get_data_info(i)['img_id'] for i in range(len(theirs))]
+    assert len(ours) == (8 if filter_cfg is None else 5)  # the background-only image is kept
+    seen = Counter()
+    for i in range(len(theirs)):
+        (info, loaded), (ref_info, ref) = _loaded(ours, i), _loaded(theirs, i)
+        assert info == ref_info, i
+        for key in ref:
+            np.testing.assert_array_equal(loaded[key], ref[key], err_msg=f'image {i}: {key}')
+        seen['instances'] += len(ref['gt_bboxes'])
+        seen['ignored'] += int(ref['gt_ignore_flags'].sum())
+        seen['empty masks'] += sum(not m.any() for m in ref['gt_masks'])
+        seen['background-only'] += not len(ref['gt_bboxes'])
+    # The cases above were really there: the crowd and the all-bad-polygons boxes ignored, the
+    # zero-area polygon's and the all-bad instance's (fake) masks empty, the tiny-box image
+    # (and, unfiltered, the three without annotations) background only.
+    assert seen['ignored'] == 2 and seen['empty masks'] == 2
+    assert seen['background-only'] == (4 if filter_cfg is None else 1)
+    assert seen['instances'] > 8
+
+
+def test_skip_takes_out_only_what_mmdetection_stops_on(coco_root):
+    from mmdet.datasets import CocoDataset
+    path = coco_root / 'annotations' / 'instances_train.json'
+    raw = json.loads(path.read_text())
+    first = raw['annotations'][0]
+    sibling = next(a for a in raw['annotations'][1:] if a['image_id'] == first['image_id'])
+    fatal = [dict(first, id=9101, bbox=[1, 2, '30', 4]),   # TypeError in MMDetection's parser
+             dict({k: v for k, v in first.items() if k != 'area'}, id=9102),   # KeyError
+             dict(first, id=9103, segmentation='polygon')]   # no mask LoadAnnotations can read
+    raw['annotations'] += fatal
+    path.write_text(json.dumps(raw))
+    kwargs = dict(data_root=str(coco_root), ann_file='annotations/instances_train.json',
+                  data_prefix=dict(img='train/'), metainfo=dict(classes=CLASSES), pipeline=[])
+    with pytest.raises((TypeError, KeyError)):
+        CocoDataset(**kwargs)
+    with captured_log() as records:
+        ours = CheckedCocoDataset(bad_annotations='skip', **kwargs)
+    assert _skip_report(records) == {checks.FATAL: [9101, 9102, 9103]}
+    assert sibling['image_id'] == first['image_id']
+
+    # The rest is MMDetection's on the file without them.
+    raw['annotations'] = raw['annotations'][:-len(fatal)]
+    path.write_text(json.dumps(raw))
+    theirs = CocoDataset(**kwargs)
+    assert len(ours) == len(theirs)
+    for i in range(len(theirs)):
+        assert ours.get_data_info(i) == theirs.get_data_info(i)
+
+
+def test_skip_stops_when_nothing_usable_is_left_or_images_lack_sizes(coco_root):
+    # A converter that wrote no areas: MMDetection stops on a KeyError; skipping every
+    # annotation would train on backgrounds only, so this stops too, saying why.
+    raw = _edit_annotations(coco_root, lambda raw: [a.pop('area') for a in raw['annotations']])
+    with pytest.raises(AnnotationError, match=rf"none of its {len(raw['annotations'])} "
+                       r"annotation\(s\) is usable .*train on backgrounds only"):
+        _dataset(coco_root, bad_annotations='skip')
+    _edit_annotations(coco_root, lambda raw: raw['images'][1].pop('height'))
+    with pytest.raises(AnnotationError, match=r'instances_train\.json: image entry 1 lacks id or '
+                       r'file_name or width or height'):
+        _dataset(coco_root, bad_annotations='skip')
 
 
 def test_config_classes_missing_from_the_file(coco_root):

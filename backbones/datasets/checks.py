@@ -1,9 +1,11 @@
 """Input checks that fail before hours are spent, naming the file and what is wrong.
 
 * :func:`check_coco_annotations`: a COCO annotation dict against itself (unknown images or
-  categories, empty or degenerate boxes and polygons, duplicate ids) and against the config's
-  class names. Loaders upstream drop such annotations silently; here they are an error, or,
-  with ``bad_annotations='skip'``, dropped with every one of them logged.
+  categories, malformed, empty or degenerate boxes and polygons, duplicate ids) and against
+  the config's class names. MMDetection's loader drops most such annotations silently and
+  stops with a bare ``KeyError`` on the rest; here they are an error naming each one, or,
+  with ``bad_annotations='skip'``, each is logged with what becomes of it while the data that
+  reach the pipeline stay exactly MMDetection's.
 * :func:`check_num_classes`: the heads' ``num_classes`` against the data set's class list.
 * :class:`CheckedLoadImageFromFile`: a pipeline transform (registered for MMEngine, MMDetection
   and MMSegmentation pipelines) that stops at a missing, truncated or non-image file naming it
@@ -71,42 +73,74 @@ def _polygon_area(coords: Sequence[float]) -> float:
     return 0.5 * abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
 
 
-def _box_problem(bbox: Any) -> Optional[str]:
-    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-        return f'bbox {bbox!r} is not [x, y, w, h]'
-    try:
-        values = [float(v) for v in bbox]
-    except (TypeError, ValueError):
-        return f'bbox {bbox!r} has non-numeric values'
+# What becomes of an odd annotation with bad_annotations='skip'. Only FATAL ones are changed
+# here; the rest reach MMDetection's parser and LoadAnnotations untouched, so training sees
+# exactly what MMDetection's CocoDataset gives.
+FATAL = 'dropped here: MMDetection would stop on it or train on non-finite numbers'
+UNUSED = "not used: MMDetection's parser skips it"
+POLYGON = ('box kept: LoadAnnotations drops the bad polygon (the instance is ignored when no '
+           'valid polygon is left)')
+EMPTY_POLYGON = 'box kept: the polygon adds no pixels to its mask'
+IGNORED = 'box kept as an ignored region: LoadAnnotations cannot read its mask'
+AREA = "box kept: MMDetection reads the area only for its 'area <= 0' test"
+_FATES = (FATAL, UNUSED, POLYGON, EMPTY_POLYGON, IGNORED, AREA)
+
+
+def _finite_numbers(values: Sequence[Any]) -> Optional[str]:
+    # JSON numbers only: MMDetection does arithmetic on them as they are ("3" would crash).
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return 'non-numeric values'
     if not all(math.isfinite(v) for v in values):
-        return f'bbox {bbox!r} has NaN or infinite values'
-    if values[2] < 1 or values[3] < 1:
-        return f'bbox {bbox!r} is empty or degenerate (width or height below 1 px)'
+        return 'NaN or infinite values'
     return None
 
 
-def _segmentation_problem(seg: Any) -> Optional[str]:
+def _box_problem(ann: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """``(reason, fate)`` for the box and area, in the order MMDetection's parser reads them."""
+    bbox = ann.get('bbox')
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f'bbox {bbox!r} is not [x, y, w, h]', FATAL
+    bad = _finite_numbers(bbox)
+    if bad:
+        return f'bbox {bbox!r} has {bad}', FATAL
+    area = ann.get('area')
+    if isinstance(area, bool) or not isinstance(area, (int, float)):
+        return f'area {area!r} is not a number', FATAL
+    if bbox[2] < 1 or bbox[3] < 1:
+        return f'bbox {bbox!r} is empty or degenerate (width or height below 1 px)', UNUSED
+    if area <= 0:
+        return f'area {area!r} is not positive', UNUSED
+    if not math.isfinite(area):
+        return f'area {area!r} is NaN or infinite', AREA
+    return None
+
+
+def _segmentation_problem(seg: Any, loads_masks: bool) -> Optional[Tuple[str, str]]:
+    """``(reason, fate)`` for ``segmentation`` as LoadAnnotations(with_mask=True) reads it."""
     if seg is None:
         return None
     if isinstance(seg, dict):  # RLE
-        if 'counts' not in seg or 'size' not in seg:
-            return 'RLE segmentation without counts/size'
+        if seg.get('size') is None or not isinstance(seg.get('counts'), (list, str)):
+            return 'RLE segmentation without counts (a list or string) and size', IGNORED
         return None
-    if not isinstance(seg, list) or not seg:
-        return 'segmentation is empty (no polygon)'
+    if not isinstance(seg, list):
+        return f'segmentation is a {type(seg).__name__}, not polygons or RLE', FATAL
+    if not seg:
+        # MMDetection's parser keeps no mask for it, and LoadAnnotations then has none to load.
+        return 'segmentation is empty (no polygon)', FATAL if loads_masks else UNUSED
+    found = None
     for poly in seg:
-        if not isinstance(poly, (list, tuple)) or len(poly) < 6 or len(poly) % 2:
-            return (f'polygon with {len(poly) if isinstance(poly, (list, tuple)) else "no"} '
-                    'coordinates (needs an even number, at least 3 points)')
-        try:
-            coords = [float(v) for v in poly]
-        except (TypeError, ValueError):
-            return 'polygon has non-numeric coordinates'
-        if not all(math.isfinite(v) for v in coords):
-            return 'polygon has NaN or infinite coordinates'
-        if _polygon_area(coords) <= 0:
-            return 'polygon is degenerate (zero area)'
-    return None
+        if not isinstance(poly, (list, tuple)):
+            return f'polygon {str(poly)[:40]} is not a list of coordinates', FATAL
+        bad = _finite_numbers(poly)
+        if bad:
+            return f'polygon has {bad}', FATAL
+        if len(poly) < 6 or len(poly) % 2:
+            found = found or (f'polygon with {len(poly)} coordinates (needs an even number, at '
+                              'least 3 points)', POLYGON)
+        elif _polygon_area(poly) <= 0:
+            found = found or ('polygon is degenerate (zero area)', EMPTY_POLYGON)
+    return found
 
 
 def check_coco_annotations(raw: Dict[str, Any],
@@ -120,12 +154,19 @@ def check_coco_annotations(raw: Dict[str, Any],
         raw: The parsed JSON (``images``, ``annotations``, ``categories``).
         ann_file: Its path, for messages.
         classes: The config's class names (``metainfo.classes``); each must be a category.
-        bad_annotations: ``'error'`` raises on the first check with any bad annotation;
-            ``'skip'`` drops them and logs every one.
-        with_mask: Also check ``segmentation``.
+        bad_annotations: ``'error'`` raises listing every odd annotation. ``'skip'`` logs each
+            one with what becomes of it, and changes only those MMDetection would stop on or
+            train on non-finite numbers from (malformed ids, boxes, areas or masks): they are
+            marked ``ignore`` (MMDetection's parser skips them and keeps their image) or, when
+            the COCO index could not hold them, removed. Everything else (unknown image or
+            category ids, boxes under 1 px, bad or zero-area polygons) is left for
+            MMDetection's parser and ``LoadAnnotations`` to handle as they always do, so the
+            images and instances are exactly those of MMDetection's ``CocoDataset``.
+        with_mask: The pipeline loads masks: an empty ``segmentation`` then leaves
+            ``LoadAnnotations`` without a mask to load.
 
     Returns:
-        ``raw``, or a copy without the dropped annotations.
+        ``raw``, or a copy with the fatal annotations marked or removed.
 
     Raises:
         AnnotationError: naming ``ann_file`` and listing the problems (ids and reasons).
@@ -143,7 +184,7 @@ def check_coco_annotations(raw: Dict[str, Any],
     images, cats = {}, {}
     for kind, items, table in (('image', raw['images'], images),
                                ('category', raw['categories'], cats)):
-        need = ('id', 'file_name') if kind == 'image' else ('id', 'name')
+        need = ('id', 'file_name', 'width', 'height') if kind == 'image' else ('id', 'name')
         for i, item in enumerate(items):
             if not isinstance(item, dict) or any(k not in item for k in need):
                 raise AnnotationError(f'{ann_file}: {kind} entry {i} lacks '
@@ -160,49 +201,82 @@ def check_coco_annotations(raw: Dict[str, Any],
                 f'(its categories: {names[:30]}{" ..." if len(names) > 30 else ""}); their '
                 'annotations would be silently missing. Fix metainfo.classes or the file.')
 
-    problems: List[Tuple[Any, str]] = []
-    kept = []
+    problems: List[Tuple[str, str]] = []  # (message, fate)
+    annotations: List[Any] = []  # what MMDetection gets in skip mode
+    used = Counter()
     for i, ann in enumerate(raw['annotations']):
         ann_id = ann.get('id', f'#{i}') if isinstance(ann, dict) else f'#{i}'
-        if not isinstance(ann, dict):
-            reason = 'not an object'
-        elif ann.get('image_id') not in images:
-            reason = f'refers to unknown image id {ann.get("image_id")!r}'
-        elif ann.get('category_id') not in cats:
-            reason = f'refers to unknown category id {ann.get("category_id")!r}'
-        else:
-            reason = _box_problem(ann.get('bbox'))
-            if reason is None and 'area' in ann and not (float(ann['area']) > 0):
-                reason = f'area {ann["area"]!r} is not positive'
-            if reason is None and with_mask:
-                reason = _segmentation_problem(ann.get('segmentation'))
-        if reason is None:
-            kept.append(ann)
-        else:
-            where = ''
-            if isinstance(ann, dict) and ann.get('image_id') in images:
-                where = f' (image {images[ann["image_id"]]["file_name"]!r})'
-            problems.append((ann_id, f'annotation id {ann_id}{where}: {reason}'))
+        found = _annotation_problem(ann, images, cats, with_mask)
+        if found is None:
+            annotations.append(ann)
+            if not ann.get('ignore'):
+                used[cats[ann['category_id']]['name']] += 1
+            continue
+        reason, fate = found
+        where = ''
+        if isinstance(ann, dict) and _hashable(ann.get('image_id')) \
+                and ann.get('image_id') in images:
+            where = f' (image {images[ann["image_id"]]["file_name"]!r})'
+        problems.append((f'annotation id {ann_id}{where}: {reason}', fate))
+        if fate != FATAL:
+            annotations.append(ann)
+        elif isinstance(ann, dict) and all(_hashable(ann.get(k)) and k in ann
+                                           for k in ('id', 'image_id', 'category_id')):
+            annotations.append(dict(ann, ignore=True))  # the parser's own "skip this one"
 
     if classes is not None:
-        unused = Counter(cats[a['category_id']]['name'] for a in kept
-                         if cats[a['category_id']]['name'] not in classes)
+        unused = {name: n for name, n in used.items() if name not in classes}
         if unused:
             print_log(f'{ann_file}: annotations of categories not in the config\'s classes are '
-                      f'not used: {dict(unused)}', logger='current', level=logging.WARNING)
+                      f'not used: {unused}', logger='current', level=logging.WARNING)
     if not problems:
         return raw
+    if bad_annotations == 'skip' and all(f in (FATAL, UNUSED) for _, f in problems) \
+            and len(problems) == len(raw['annotations']):
+        raise AnnotationError(
+            f'{ann_file}: none of its {len(problems)} annotation(s) is usable (another format?'
+            f'), so bad_annotations=\'skip\' would train on backgrounds only:\n'
+            f'{format_listing([p for p, _ in problems])}')
     if bad_annotations == 'error':
-        listing = format_listing([p for _, p in problems])
+        listing = format_listing([p for p, _ in problems])
         raise AnnotationError(
             f'{ann_file}: {len(problems)} bad annotation(s):\n{listing}\nFix the file, '
-            "or drop them (logged) with bad_annotations='skip' in the dataset config.")
-    print_log(f'{ann_file}: dropped {len(problems)} bad annotation(s) (bad_annotations='
-              f"'skip'):\n  " + '\n  '.join(p for _, p in problems),
-              logger='current', level=logging.WARNING)
+            "or train on what MMDetection makes of them (each logged) with "
+            "bad_annotations='skip' in the dataset config.")
+    lines = []
+    for fate in _FATES:
+        listed = [p for p, f in problems if f == fate]
+        if listed:
+            lines.append(f'{len(listed)} {fate}:\n{format_listing(listed, len(listed))}')
+    print_log(f"{ann_file}: {len(problems)} bad annotation(s) (bad_annotations='skip'):\n"
+              + '\n'.join(lines), logger='current', level=logging.WARNING)
     cleaned = dict(raw)
-    cleaned['annotations'] = kept
+    cleaned['annotations'] = annotations
     return cleaned
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, (int, str, float))
+
+
+def _annotation_problem(ann: Any, images: Dict[Any, Any], cats: Dict[Any, Any],
+                        with_mask: bool) -> Optional[Tuple[str, str]]:
+    """``(reason, fate)`` of the first problem MMDetection's parser would meet, or None."""
+    if not isinstance(ann, dict):
+        return 'not an object', FATAL
+    for key in ('id', 'image_id', 'category_id'):
+        if not _hashable(ann.get(key)):
+            return f'{key} {ann.get(key)!r} is missing or not a number or string', FATAL
+    if ann['image_id'] not in images:
+        return f'refers to unknown image id {ann["image_id"]!r}', UNUSED
+    if ann.get('ignore'):
+        return None  # marked by the file itself; MMDetection's parser skips it
+    found = _box_problem(ann)
+    if found is None and ann['category_id'] not in cats:
+        found = f'refers to unknown category id {ann["category_id"]!r}', UNUSED
+    if found is None:
+        found = _segmentation_problem(ann.get('segmentation'), with_mask)
+    return found
 
 
 def _dataset_classes(ds_cfg: Any, scope: Optional[str]) -> Optional[Tuple[str, ...]]:

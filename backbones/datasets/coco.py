@@ -3,8 +3,8 @@
 Without them, a wrong ``data_root`` surfaces as pycocotools' bare ``No such file`` deep in
 the loader (or, for the image folder, only when the first batch is read), a half-copied image
 folder only when a missing image comes up hours later, and bad annotations are dropped
-silently by MMDetection's parser. These name the path, the config key, what is wrong and how
-to get the data instead.
+silently by MMDetection's parser (or stop it with a bare ``KeyError``). These name the path,
+the config key, what is wrong and how to get the data instead.
 """
 import json
 import logging
@@ -87,7 +87,9 @@ class CheckedCocoDataset(CocoDataset):
     (:func:`~backbones.datasets.checks.check_coco_annotations`); every listed image file exists.
 
     Args:
-        bad_annotations: ``'error'`` (default) or ``'skip'`` (drop them, each one logged).
+        bad_annotations: ``'error'`` (default) or ``'skip'``: train on what MMDetection's
+            ``CocoDataset`` makes of them, each one logged (see
+            :func:`~backbones.datasets.checks.check_coco_annotations`).
         missing_images: ``'error'`` (default) or ``'skip'`` (drop those images, each logged).
         **kwargs: :class:`~mmdet.datasets.CocoDataset`'s arguments.
     """
@@ -110,8 +112,10 @@ class CheckedCocoDataset(CocoDataset):
         super().full_init()
 
     def _check(self, raw):
+        loads_masks = any(getattr(t, 'with_mask', False)
+                          for t in getattr(self.pipeline, 'transforms', []))
         return check_coco_annotations(raw, self.ann_file, self.metainfo.get('classes'),
-                                      self.bad_annotations)
+                                      self.bad_annotations, with_mask=loads_masks)
 
     def load_data_list(self) -> List[dict]:
         """Load the checked annotations, then check that every image file exists."""
