@@ -21,9 +21,9 @@ demo:
 clean-demo:
 	rm -rf work_dirs/demo data/shapes
 
-# What tools/gpu_check.sh needs on a GPU machine without network (wheels + mmcv source, < 64 MiB).
+# What tools/gpu/gpu_check.sh needs on an offline GPU machine (wheels + mmcv source, < 64 MiB).
 gpu-bundle:
-	@$(RUN) python tools/prepare_gpu_bundle.py --out gpu_bundle
+	@$(RUN) python tools/gpu/prepare_bundle.py --out gpu_bundle
 
 gpu-check-dry-run: gpu-bundle
-	@$(RUN) tools/gpu_check.sh --dry-run --bundle gpu_bundle
+	@$(RUN) tools/gpu/gpu_check.sh --dry-run --bundle gpu_bundle

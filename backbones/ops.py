@@ -16,7 +16,7 @@ from typing import Callable, Tuple
 import torch
 
 #: ``(module, autograd.Function)`` of the mmcv ops whose kernels index feature-map memory as
-#: contiguous NCHW, found by reading mmcv 2.1.0's sources (see README, "Memory layout").
+#: contiguous NCHW, found by reading mmcv 2.1.0's sources (docs/reliability.md, "Memory layout").
 RAW_MEMORY_FUNCTIONS: Tuple[Tuple[str, str], ...] = (
     ('mmcv.ops.roi_align', 'RoIAlignFunction'),  # Mask R-CNN / Cascade box and mask RoIs
     ('mmcv.ops.roi_pool', 'RoIPoolFunction'),

@@ -1,27 +1,29 @@
-"""One place that puts our modules into every OpenMMLab registry a config may search.
+"""The one way this package puts its modules into the OpenMMLab registries a config may search.
 
 MMDetection and MMSegmentation have child registries (scopes ``mmdet`` / ``mmseg``) of MMEngine's
 root registries. A child is searched before its parent, so a module registered only in the root
-registry is shadowed whenever the child already holds that name (see the layer-decay constructor).
-Registering in all three makes ``type='ConvNeXt'`` mean ours in any default scope, while
-``type='mmpretrain.ConvNeXt'`` keeps meaning mmpretrain's.
+registry is shadowed whenever the child already holds that name (see the layer-decay constructor),
+and one registered only in a child is unknown under the other scope. Registering in all three
+makes ``type='ConvNeXt'`` (or ``'CheckpointMatchHook'``, ...) mean ours in any default scope,
+while ``type='mmpretrain.ConvNeXt'`` keeps meaning mmpretrain's.
 """
-from mmdet.registry import MODELS as MMDET_MODELS
-from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMDET_CONSTRUCTORS
-from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
-from mmengine.registry import MODELS as ROOT_MODELS
-from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_CONSTRUCTORS
-from mmengine.registry import TRANSFORMS as ROOT_TRANSFORMS
-from mmseg.registry import MODELS as MMSEG_MODELS
-from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_CONSTRUCTORS
-from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
+from typing import Callable, Optional
 
-_MODEL_REGISTRIES = (ROOT_MODELS, MMDET_MODELS, MMSEG_MODELS)
-_CONSTRUCTOR_REGISTRIES = (ROOT_CONSTRUCTORS, MMDET_CONSTRUCTORS, MMSEG_CONSTRUCTORS)
-_TRANSFORM_REGISTRIES = (ROOT_TRANSFORMS, MMDET_TRANSFORMS, MMSEG_TRANSFORMS)
+import mmdet.registry
+import mmengine.registry
+import mmseg.registry
+
+#: Registry name -> the root registry and its mmdet and mmseg children.
+_SCOPES = (mmengine.registry, mmdet.registry, mmseg.registry)
+_REGISTRIES = {
+    kind: tuple(getattr(scope, kind) for scope in _SCOPES)
+    for kind in ('MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'TRANSFORMS', 'DATASETS', 'HOOKS',
+                 'LOOPS', 'RUNNERS', 'METRICS')
+}
 
 
-def _register_everywhere(registries, name=None):
+def _register_everywhere(kind: str, name: Optional[str] = None) -> Callable[[type], type]:
+    registries = _REGISTRIES[kind]
 
     def decorator(cls):
         for registry in registries:
@@ -36,14 +38,39 @@ def _register_everywhere(registries, name=None):
 
 def register_model(name=None):
     """Class decorator: register a model/backbone/head in the root, mmdet and mmseg registries."""
-    return _register_everywhere(_MODEL_REGISTRIES, name)
+    return _register_everywhere('MODELS', name)
 
 
 def register_optim_constructor(name=None):
     """Class decorator: register an optimizer-wrapper constructor in all three registries."""
-    return _register_everywhere(_CONSTRUCTOR_REGISTRIES, name)
+    return _register_everywhere('OPTIM_WRAPPER_CONSTRUCTORS', name)
 
 
 def register_transform(name=None):
-    """Class decorator: register a data transform in the root, mmdet and mmseg registries."""
-    return _register_everywhere(_TRANSFORM_REGISTRIES, name)
+    """Class decorator: register a data transform in all three registries."""
+    return _register_everywhere('TRANSFORMS', name)
+
+
+def register_dataset(name=None):
+    """Class decorator: register a data set in all three registries."""
+    return _register_everywhere('DATASETS', name)
+
+
+def register_hook(name=None):
+    """Class decorator: register a runner hook in all three registries."""
+    return _register_everywhere('HOOKS', name)
+
+
+def register_loop(name=None):
+    """Class decorator: register a training/validation loop in all three registries."""
+    return _register_everywhere('LOOPS', name)
+
+
+def register_runner(name=None):
+    """Class decorator: register a runner class in all three registries."""
+    return _register_everywhere('RUNNERS', name)
+
+
+def register_metric(name=None):
+    """Class decorator: register an evaluation metric in all three registries."""
+    return _register_everywhere('METRICS', name)

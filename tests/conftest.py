@@ -51,7 +51,8 @@ def cuda_skip_reason():
     if torch.version.cuda is None:
         return f'needs a CUDA GPU: torch {torch.__version__} is a CPU-only build'
     return (f'needs a CUDA GPU: torch {torch.__version__} (CUDA {torch.version.cuda}) sees '
-            'none (torch.cuda.is_available() is False); tools/gpu_check.sh runs these on one')
+            'none (torch.cuda.is_available() is False); tools/gpu/gpu_check.sh runs these on '
+            'one')
 
 
 def pytest_collection_modifyitems(config, items):

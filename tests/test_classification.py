@@ -12,8 +12,8 @@ from PIL import Image
 
 import backbones  # noqa: F401
 from backbones.datasets import ImageFolderDataset
+from backbones.engine import EffectiveBatchRunner, effective_batch_size
 from backbones.models import ImageClassifier, convert_classifier_checkpoint, convert_to_official
-from backbones.recipe import EffectiveBatchRunner, effective_batch_size
 
 CLS_DIR = osp.join(REPO, 'configs', 'classification')
 CONFIGS = sorted(

@@ -104,7 +104,7 @@ def test_isotropic_params_match_paper(arch):
 ])
 def test_flops_match_paper(arch):
     measured = preset_complexity(arch).gflops
-    # Tiny: the paper's 4.5 is 4.47 measured (PAPER.md); the others are given to 3 digits.
+    # Tiny: the paper's 4.5 is 4.47 measured; the others are given to 3 digits.
     paper = 4.47 if arch == 'tiny' else CONVNEXT_PAPER_COMPLEXITY[arch][1]
     assert abs(measured - paper) / paper < 0.01, (arch, measured, paper)
 

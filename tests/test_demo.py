@@ -2,15 +2,21 @@
 import csv
 import itertools
 import json
+import os.path as osp
 import re
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_tool
+from conftest import REPO, run_tool
 
-from backbones.demo import STAGES, Stage, stage_table
-from backbones.demo.runner import critical_path, make_data, plan_order, run_all, simulated_minutes
-from backbones.demo.stages import TRIVIAL_SEG_LABEL
+# The demo's library sits beside tools/demo.py, which imports it from tools/ (not a package).
+sys.path.append(osp.join(REPO, 'tools'))
+
+from demo_lib import STAGES, Stage, stage_table  # noqa: E402
+from demo_lib.runner import (critical_path, make_data, plan_order, run_all,  # noqa: E402
+                             simulated_minutes)
+from demo_lib.stages import TRIVIAL_SEG_LABEL  # noqa: E402
 
 KEYS = [s.key for s in STAGES]
 

@@ -21,7 +21,7 @@ from backbones.zoo import load_zoo
 CONFIG_DIR = osp.join(REPO, 'configs', 'detection')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 
-# PAPER.md section 4 (params come from backbones/data/paper.json, see paper_params):
+# the paper's Table 3 (params come from backbones/data/paper.json, see paper_params):
 # drop path, lr, layer decay, num_layers, AMP, checkpoint.
 CONVNEXT_ROWS = {
     'mask_rcnn_convnext_t_coco.py': (0.4, 1e-4, 0.95, 6, True, 'convnext_tiny_1k_224.pth'),
@@ -34,7 +34,7 @@ CONVNEXT_ROWS = {
     'cascade_convnext_xl_in22k_coco.py': (0.8, 1e-4, 0.7, 12, False,
                                           'convnext_xlarge_22k_224.pth'),
 }
-# Comparison rows (approximate transcriptions in PAPER.md, in the data file). Mask R-CNN R-50
+# Comparison rows (approximate transcriptions of the paper, in the data file). Mask R-CNN R-50
 # has no paper row: 44M is the figure usually quoted for it.
 COMPARISON_ROWS = ['mask_rcnn_swin_t_coco.py', 'cascade_swin_t_coco.py', 'cascade_r50_coco.py',
                    'mask_rcnn_r50_coco.py']

@@ -3,7 +3,7 @@ training steps of the paper's detectors and segmentor, SyncBN under DDP with NCC
 eval fast path on CUDA.
 
 Every test here carries the ``gpu`` marker; tests/conftest.py skips them, with the reason,
-where torch sees no CUDA device (CI). ``tools/gpu_check.sh`` runs them on a GPU machine.
+where torch sees no CUDA device (CI). ``tools/gpu/gpu_check.sh`` runs them on a GPU machine.
 """
 import json
 import math

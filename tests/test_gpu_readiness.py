@@ -1,6 +1,6 @@
 """GPU readiness that a CPU machine can check: the set-up's choices (CPU or CUDA ops, which
 architectures and compiler, pinned or reused torch) as real processes of tools/setup_env.sh
---plan, mmcv's ops check, the carry bundle for the GPU machine, tools/gpu_check.sh --dry-run,
+--plan, mmcv's ops check, the carry bundle for the GPU machine, tools/gpu/gpu_check.sh --dry-run,
 its report, and the `gpu` tests' skip where there is no GPU."""
 import json
 import os
@@ -13,10 +13,11 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, load_tool, run_tool
 
-from backbones import gpu_check
+from backbones.analysis.benchmark import machine_info
 
+gpu_lib = load_tool('gpu', 'gpu_lib.py')  # the library of tools/gpu/, not part of the package
 SETUP = osp.join(REPO, 'tools', 'setup_env.sh')
 BUILD_MMCV = osp.join(REPO, 'tools', 'build_mmcv.sh')
 # What the suite's own environment was made with, so `--plan` recomputes the same key.
@@ -173,18 +174,18 @@ def write_scalars(run_dir, times):
 
 def test_training_summary_leaves_out_the_warm_up(tmp_path):
     write_scalars(tmp_path, [5.0] * 10 + [0.4, 0.5, 0.6] * 10)
-    s = gpu_check.summarize_training(str(tmp_path))
+    s = gpu_lib.summarize_training(str(tmp_path))
     assert s['iters'] == 40 and s['timed_iters'] == 30
     assert s['median_iter_s'] == 0.5 and s['peak_memory_mib'] == 1040
     with pytest.raises(FileNotFoundError, match='no \\*/vis_data/scalars.json'):
-        gpu_check.summarize_training(str(tmp_path / 'nothing'))
+        gpu_lib.summarize_training(str(tmp_path / 'nothing'))
 
 
 @pytest.fixture(scope='module')
 def bundle(tmp_path_factory):
     """The real bundle: wheels for CPython 3.12 from PyPI (pip's cache) and mmcv's source."""
     out = tmp_path_factory.mktemp('gpu') / 'bundle'
-    proc = run_tool(['tools/prepare_gpu_bundle.py', '--out', str(out)], timeout=900)
+    proc = run_tool(['tools/gpu/prepare_bundle.py', '--out', str(out)], timeout=900)
     return out, proc.stdout
 
 
@@ -192,17 +193,17 @@ def bundle(tmp_path_factory):
 def test_bundle_is_complete_and_under_the_carry_limit(bundle):
     out, stdout = bundle
     manifest = json.loads((out / 'manifest.json').read_text())
-    assert manifest['total_bytes'] < gpu_check.CARRY_LIMIT_MIB * 2**20
+    assert manifest['total_bytes'] < gpu_lib.CARRY_LIMIT_MIB * 2**20
     assert f'{manifest["total_mib"]} MiB' in stdout
     paths = [f['path'] for f in manifest['files']]
     assert 'mmcv-2.1.0.tar.gz' in paths
     wheels = [p for p in paths if p.startswith('wheels/')]
-    assert {gpu_check.wheel_name(w) for w in wheels} == {
-        gpu_check.normalize(d) for d in gpu_check.BUNDLE_DISTS}
+    assert {gpu_lib.wheel_name(w) for w in wheels} == {
+        gpu_lib.normalize(d) for d in gpu_lib.BUNDLE_DISTS}
     # Compiled ones for CPython 3.12 (abi3 or cp312), the rest pure Python.
     assert all(re.search(r'-(cp312-cp312|cp3\d+-abi3|py3-none|py2\.py3-none)-', w)
                for w in wheels), wheels
-    assert gpu_check.verify_bundle(str(out)) == []
+    assert gpu_lib.verify_bundle(str(out)) == []
 
 
 @pytest.mark.slow
@@ -211,16 +212,16 @@ def test_bundle_check_finds_gaps_and_damage(bundle, tmp_path):
     copy = tmp_path / 'bundle'
     shutil.copytree(out, copy)
     wheels = sorted(str(p) for p in (copy / 'wheels').glob('*.whl'))
-    without = [w for w in wheels if gpu_check.wheel_name(w) != 'wcwidth']
-    missing = gpu_check.missing_requirements(without)
+    without = [w for w in wheels if gpu_lib.wheel_name(w) != 'wcwidth']
+    missing = gpu_lib.missing_requirements(without)
     assert ('prettytable', 'wcwidth') in missing and ('ftfy', 'wcwidth') in missing
     # mmengine asks for opencv-python; the machine's opencv-python-headless provides cv2.
     assert not [m for m in missing if m[1] == 'opencv-python']
-    assert ('mmengine', 'opencv-python') in gpu_check.missing_requirements(
-        wheels, available=gpu_check.GPU_MACHINE_DISTS - {'opencv-python-headless'})
+    assert ('mmengine', 'opencv-python') in gpu_lib.missing_requirements(
+        wheels, available=gpu_lib.GPU_MACHINE_DISTS - {'opencv-python-headless'})
     (copy / 'wheels' / osp.basename(without[0])).write_bytes(b'not a wheel')
     os.remove(copy / 'mmcv-2.1.0.tar.gz')
-    problems = gpu_check.verify_bundle(str(copy))
+    problems = gpu_lib.verify_bundle(str(copy))
     assert f'wheels/{osp.basename(without[0])}: differs from the manifest' in problems
     assert any(p.startswith('mmcv-2.1.0.tar.gz: missing') for p in problems)
 
@@ -229,7 +230,7 @@ def test_bundle_check_finds_gaps_and_damage(bundle, tmp_path):
 def test_gpu_check_dry_run_and_its_report(bundle, tmp_path):
     out, _ = bundle
     report_dir = tmp_path / 'out'
-    proc = run_tool(['tools/gpu_check.sh', '--dry-run', '--bundle', str(out), '--out',
+    proc = run_tool(['tools/gpu/gpu_check.sh', '--dry-run', '--bundle', str(out), '--out',
                      str(report_dir)], timeout=900, PYTHON=sys.executable)
     assert 'DRY RUN' in proc.stdout and 'all stages ok' in proc.stdout
     report = json.loads((report_dir / 'gpu_check.json').read_text())
@@ -253,13 +254,28 @@ def test_report_of_a_benchmark_record(tmp_path):
                                          'mmcv\tfailed\t300\texit 124 timed out\n')
     write_scalars(tmp_path / 'run', [0.3] * 20)
     (tmp_path / 'train_summary.json').write_text(
-        json.dumps(gpu_check.summarize_training(str(tmp_path / 'run'))))
-    report = gpu_check.build_report(str(tmp_path), dict(gpu='NVIDIA H200', torch='2.11.0'))
+        json.dumps(gpu_lib.summarize_training(str(tmp_path / 'run'))))
+    report = gpu_lib.build_report(str(tmp_path), dict(gpu='NVIDIA H200', torch='2.11.0'))
     assert report['failed'] == ['mmcv'] and report['total_s'] == 312
     assert set(report['benchmark']['models']) == {'ours', 'timm'}
     assert report['benchmark']['paper_img_s'] == {'V100': 774.7, 'A100': 1943.5}
-    table = gpu_check.format_table(report)
+    table = gpu_lib.format_table(report)
     assert 'failed: mmcv' in table and '| mmcv | failed | 300 | exit 124 timed out |' in table
     ours = report['benchmark']['models']['ours']['images_per_s']
     assert f'| ours (fp32) | {ours} | {ours / 1943.5:.2f}x | {ours / 774.7:.2f}x |' in table
     assert '0.300 s/iter' in table
+
+
+def test_report_machine_record_comes_from_the_benchmark(tmp_path):
+    """The report's machine is the benchmark's record, with what its table names."""
+    info = machine_info()
+    assert info['torch'] == torch.__version__ and info['cuda'] == torch.version.cuda
+    assert info['python'] and 'gpu' in info and info['cpu_model']
+    table = gpu_lib.format_table(gpu_lib.build_report(str(tmp_path), info))
+    assert f'(torch {torch.__version__}, CUDA {torch.version.cuda}, Python' in table
+
+
+def test_old_gpu_check_path_forwards_to_tools_gpu():
+    proc = run_tool(['tools/gpu_check.sh', '--no-such-option'], check=False)
+    assert proc.returncode == 2
+    assert osp.join('tools', 'gpu', 'gpu_check.sh') + ' [--dry-run]' in proc.stderr

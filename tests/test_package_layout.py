@@ -1,5 +1,6 @@
-"""The package's layering: no import cycle, models below analysis and the demo, every module
-importable on its own, and no toolkit import hidden inside a function to dodge a cycle."""
+"""The package's layering: no import cycle, models below analysis, every module importable on
+its own, no toolkit import hidden inside a function to dodge a cycle, and nothing of tools/ (the
+demo's and the GPU check's libraries live there) imported by the package."""
 import ast
 import os
 import os.path as osp
@@ -11,16 +12,16 @@ import pytest
 from conftest import REPO, tool_env
 
 PACKAGE = osp.join(REPO, 'backbones')
-#: Layers that must not import the ones named (models know nothing of analysis or the demo).
+TOOLS = osp.join(REPO, 'tools')
+#: Layers that must not import the ones named (models know nothing of analysis).
 #: Checkpoint files sit below the models, the models below the engine (whose hooks check that
 #: a checkpoint fits a model).
 FORBIDDEN = {
-    'backbones.checkpoint': ('backbones.analysis', 'backbones.demo', 'backbones.datasets',
-                             'backbones.engine', 'backbones.models'),
-    'backbones.models': ('backbones.analysis', 'backbones.demo', 'backbones.engine'),
-    'backbones.analysis': ('backbones.demo', ),
-    'backbones.datasets': ('backbones.analysis', 'backbones.demo', 'backbones.models'),
-    'backbones.engine': ('backbones.analysis', 'backbones.demo'),
+    'backbones.checkpoint': ('backbones.analysis', 'backbones.datasets', 'backbones.engine',
+                             'backbones.models'),
+    'backbones.models': ('backbones.analysis', 'backbones.engine'),
+    'backbones.datasets': ('backbones.analysis', 'backbones.models'),
+    'backbones.engine': ('backbones.analysis', ),
 }
 
 
@@ -108,6 +109,38 @@ def test_layers_import_downwards_only():
     wrong = [f'{m} imports {t}' for m, targets in graph.items() for t in targets
              for layer, banned in FORBIDDEN.items()
              if (m == layer or m.startswith(layer + '.')) and t.startswith(banned)]
+    assert not wrong, wrong
+
+
+def tool_module_names():
+    """What a script under tools/ makes importable by putting its own folder on sys.path (as
+    tools/demo.py and tools/gpu/*.py do): the modules and folders of every folder of tools/
+    (a package such as demo_lib/ by its name only), standard-library module names left out."""
+    names = {'tools'}
+    for root, dirs, files in os.walk(TOOLS):
+        if '__init__.py' in files:
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if d != '__pycache__']
+        names.update(osp.splitext(f)[0] for f in files if f.endswith('.py'))
+        names.update(dirs)
+    return names - set(sys.stdlib_module_names)
+
+
+def test_package_imports_nothing_of_tools():
+    tools = tool_module_names()
+    assert {'demo_lib', 'gpu_lib', 'peer_probe'} <= tools
+    wrong = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or '']
+            else:
+                continue
+            wrong += [f'{module}:{node.lineno} imports {n}' for n in names
+                      if n.split('.')[0] in tools]
     assert not wrong, wrong
 
 

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import run_tool
+from conftest import load_tool, run_tool
 from mmseg.evaluation import IoUMetric
 
-from backbones.analysis.peer_probe import PlainSegmenter, build_timm_model, iou_per_class
 from backbones.datasets.shapes import make_shapes
+
+peer_probe = load_tool('analysis', 'peer_probe.py')
 
 
 @pytest.fixture(scope='module')
@@ -28,8 +29,8 @@ def _read(path):
 
 
 def test_norm_specs_swap_convnexts_norms():
-    bn = build_timm_model('convnext_atto:bn', num_classes=4)
-    ln = build_timm_model('convnext_atto:ln', num_classes=4)
+    bn = peer_probe.build_timm_model('convnext_atto:bn', num_classes=4)
+    ln = peer_probe.build_timm_model('convnext_atto:ln', num_classes=4)
     kinds = [{type(m).__name__ for m in model.modules()} for model in (bn, ln)]
     assert 'BatchNorm2d' in kinds[0] and not any('LayerNorm' in k for k in kinds[0])
     assert 'BatchNorm2d' not in kinds[1] and 'LayerNorm2d' in kinds[1]
@@ -37,7 +38,7 @@ def test_norm_specs_swap_convnexts_norms():
     count = [sum(p.numel() for p in m.parameters()) for m in (bn, ln)]
     assert count[0] == count[1]
     with pytest.raises(ValueError, match='resnet18:bn'):
-        build_timm_model('resnet18:bn')
+        peer_probe.build_timm_model('resnet18:bn')
 
 
 def test_iou_matches_mmsegmentations_metric():
@@ -46,7 +47,7 @@ def test_iou_matches_mmsegmentations_metric():
     pred = torch.where(torch.from_numpy(rng.random((3, 16, 16)) < 0.6), label,
                        torch.from_numpy(rng.integers(0, 4, (3, 16, 16))))
     pred[pred == 3] = 2  # a class never predicted
-    ours = iou_per_class(pred, label, 4)
+    ours = peer_probe.iou_per_class(pred, label, 4)
     sums = [sum(t) for t in zip(*(IoUMetric.intersect_and_union(p, lab, 4, 255)
                                   for p, lab in zip(pred, label)))]
     theirs = (100 * sums[0] / sums[1]).numpy()
@@ -81,7 +82,7 @@ def test_peer_probe_names_missing_data(tmp_path):
 
 
 def test_plain_segmenter_is_a_real_fpn_style_head():
-    model = PlainSegmenter('resnet18', num_classes=4).eval()
+    model = peer_probe.PlainSegmenter('resnet18', num_classes=4).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 64))
     assert out.shape == (1, 4, 64, 64)

@@ -37,8 +37,6 @@ COMMAND_START = re.compile(
     rf'^{_ENV_PREFIX}(?:(?:python3?|make|bash|sh|source|pip|pytest)\s|(?:tools|\.)/\S)')
 
 AS_WRITTEN: Dict[str, str] = {
-    'make env': 'reuses the environment this suite runs in',
-    'tools/setup_env.sh --plan': 'prints the set-up\'s choices, builds nothing',
     'python tools/download.py --list --task detection': 'prints the zoo, fetches nothing',
 }
 
@@ -59,6 +57,9 @@ HELP = {
         'synopsis',
     'python tools/test.py configs/segmentation/upernet_convnext_t_ade20k.py CKPT --tta':
         'ADE20K and a trained checkpoint',
+    'python tools/train.py configs/detection/cascade_convnext_t_coco.py': 'COCO, 36 epochs',
+    'python tools/test.py configs/detection/cascade_convnext_t_coco.py zoo://cascade_convnext_t':
+        'COCO and the released detector (internet)',
     'python tools/image_demo.py IMAGE CONFIG CHECKPOINT --out-file out.png': 'synopsis',
     'python tools/test.py configs/classification/convnext_t_in1k.py '
     'zoo://convnext_tiny_1k_224_ema': 'ImageNet and the released checkpoint (internet)',
@@ -68,9 +69,6 @@ HELP = {
     'python tools/analysis/get_flops.py CONFIG [--shape H W] [--json]': 'synopsis',
     'python tools/analysis/matrix.py WORK_DIR... --out-md t.md --out-csv t.csv --out-png t.png':
         'synopsis (needs finished work dirs)',
-    # Minutes per model on the demo's data; tests/test_peer_probe.py runs both tasks tiny.
-    'python tools/analysis/peer_probe.py cls': 'needs the shapes data, 10 min',
-    'python tools/analysis/peer_probe.py seg': 'needs the shapes data, 4 min',
     # tests/test_reproduce.py runs it end to end on the shapes data with a served zoo.
     'python tools/analysis/reproduce.py --task det --models cascade_convnext_t '
     'mask_rcnn_convnext_t --gpus 8': 'COCO, the released weights and 8 GPUs',
@@ -78,11 +76,6 @@ HELP = {
 }
 
 NOT_RUN = {
-    # Another environment: mmcv with CUDA ops (20+ min on 2 cores), or one over the system
-    # Python's torch (this machine's python3 has none); tests/test_gpu_readiness.py runs the
-    # set-up's --plan for both.
-    'FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0 make env': 'a CUDA build',
-    'CONVNEXT_TORCH=system PYTHON=$(which python3) make env': 'an environment over system torch',
     # The demo trains nine models (about 15 min); tests/test_demo.py runs its --reduced path.
     'make demo': 'long training',
     # The internet (tests/test_hub.py fetches through a local server instead).
@@ -91,7 +84,7 @@ NOT_RUN = {
     'make test': 'the test suite',
     # Several processes or machines, GPUs or Slurm (the 2-process CPU path of dist_train.sh is
     # run by tests/test_entry_points.py and tests/test_reliability.py).
-    'tools/dist_train.sh CONFIG 8 [train.py args]': '8 GPUs',
+    'tools/dist_train.sh CONFIG 8': '8 GPUs',
     'tools/dist_test.sh CONFIG CHECKPOINT 8 [test.py args]': '8 GPUs',
     'NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 PORT=29500 tools/dist_train.sh CONFIG 8':
         'two machines',

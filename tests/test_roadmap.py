@@ -1,4 +1,4 @@
-"""The ResNet-50 -> ConvNeXt-T roadmap (PAPER.md section 2): steps, FLOPs, shapes, equivalence."""
+"""The ResNet-50 -> ConvNeXt-T roadmap (the paper's Table 10): steps, FLOPs, shapes, equivalence."""
 import dataclasses
 
 import pytest

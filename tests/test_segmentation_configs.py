@@ -16,7 +16,7 @@ from backbones.zoo import load_zoo
 CONFIG_DIR = osp.join(REPO, 'configs', 'segmentation')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 
-# PAPER.md section 5 (params and GFLOPs come from backbones/data/paper.json): lr, drop path,
+# the paper's Table 4 (params and GFLOPs come from backbones/data/paper.json): lr, drop path,
 # num_layers, AMP, crop, checkpoint.
 PAPER = {
     'upernet_convnext_t_ade20k.py': (1e-4, 0.4, 6, True, 512, 'convnext_tiny_1k_224.pth'),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mmcv 2.1.0 with compiled ops for the torch of a given interpreter: the one place that knows how
-# (used by tools/setup_env.sh and tools/gpu_check.sh).
+# (used by tools/setup_env.sh and tools/gpu/gpu_check.sh).
 #
 #   tools/build_mmcv.sh arch                      # CUDA architectures: "<list> <where from>"
 #   tools/build_mmcv.sh toolkit PYTHON            # "nvcc <CUDA_HOME> <version>" or "pypi - <version>"

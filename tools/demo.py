@@ -2,18 +2,21 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data data/shapes] [--jobs 2] [--reduced]
 
-Writes the shapes data, trains every stage of ``backbones.demo.STAGES`` (real tools/train.py
-processes, two at a time, one thread each, evaluated with the real evaluators), and writes the
-matrix to WORK_DIR/matrix.{md,csv,png}. A finished stage is reused; an interrupted one resumes
-from its last checkpoint. `--reduced` runs the same code path with a few iterations per stage.
+Writes the shapes data, trains every stage of ``STAGES`` in tools/demo_lib/stages.py (real
+tools/train.py processes, two at a time, one thread each, evaluated with the real evaluators),
+and writes the matrix to WORK_DIR/matrix.{md,csv,png}. A finished stage is reused; an
+interrupted one resumes from its last checkpoint. `--reduced` runs the same code path with a few
+iterations per stage.
 """
 import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone
+TOOLS = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.dirname(TOOLS))  # run from a clone: the repository root
+sys.path.insert(0, TOOLS)  # demo_lib/ beside this file
 
-from backbones.demo import run_demo  # noqa: E402
+from demo_lib import run_demo  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -42,8 +42,17 @@ DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 ARCHS = ('atto', 'femto', 'pico', 'nano', 'tiny', 'small', 'base', 'large', 'xlarge', 'huge')
 
 
-def machine_info(device: str) -> dict:
-    """CPU model, cores, GPU and library versions, for collecting records."""
+def machine_info(device: Optional[str] = None) -> dict:
+    """CPU model, cores, GPU and library versions, for collecting records (the benchmark's and
+    tools/gpu/gpu_check.sh's report).
+
+    Args:
+        device: The device measured (``'cpu'``, ``'cuda'``...); None: CUDA when torch sees a
+            GPU, else the CPU. With a CUDA device, its name, compute capability, memory (GiB)
+            and cuDNN's version are recorded too.
+    """
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f:
@@ -56,9 +65,13 @@ def machine_info(device: str) -> dict:
     info = dict(cpu_model=cpu, logical_cores=os.cpu_count(),
                 usable_cores=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
                 else os.cpu_count(),
-                gpu=torch.cuda.get_device_name(0) if device.startswith('cuda') else None,
-                python=platform.python_version(), torch=torch.__version__,
-                torch_threads=torch.get_num_threads())
+                gpu=None, python=platform.python_version(), torch=torch.__version__,
+                cuda=torch.version.cuda, torch_threads=torch.get_num_threads())
+    if device.startswith('cuda'):
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, capability='%d.%d' % (props.major, props.minor),
+                    memory_gib=round(props.total_memory / 2**30, 1),
+                    cudnn=torch.backends.cudnn.version())
     for name in ('timm', 'mmengine', 'mmpretrain'):
         try:
             info[name] = __import__(name).__version__

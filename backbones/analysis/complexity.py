@@ -1,5 +1,5 @@
 """Parameters and FLOPs of any classification, detection or segmentation config, counted the
-way the paper counts them (PAPER.md): ``mmengine.analysis.FlopAnalyzer``, one fused
+way the paper counts them: ``mmengine.analysis.FlopAnalyzer``, one fused
 multiply-add = one FLOP, the model in eval mode on one synthetic image.
 
 What the forward pass covers, per task:
@@ -253,7 +253,7 @@ def paper_classifier(backbone: dict, num_classes: int = 1000) -> ImageClassifier
 
 def preset_complexity(arch: str, isotropic: bool = False, use_grn: bool = False,
                       shape: Sequence[int] = (224, 224), flops: bool = True) -> Complexity:
-    """Params and FLOPs of a preset's 1000-class ImageNet classifier (PAPER.md section 1).
+    """Params and FLOPs of a preset's 1000-class ImageNet classifier (the paper's Table 1).
 
     Args:
         arch: Preset name (``'tiny'``... of ``CONVNEXT_ARCHS`` or ``ISOTROPIC_ARCHS``).

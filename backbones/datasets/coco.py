@@ -9,17 +9,15 @@ the config key, what is wrong and how to get the data instead.
 import json
 import logging
 import os.path as osp
-import re
 from typing import List, Mapping, Optional
 
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
-from mmdet.registry import DATASETS
 from mmengine.logging import print_log
 
+from backbones.registry import register_dataset
+from backbones.utils import is_remote
 from .checks import AnnotationError, check_coco_annotations, expected_layout, format_listing
-
-_REMOTE = re.compile(r'^[a-z0-9+.-]+://', re.I)
 
 
 def _layout(ann_file: Optional[str], data_prefix: Optional[Mapping[str, str]]) -> str:
@@ -45,16 +43,16 @@ def check_dataset_paths(data_root: Optional[str],
             that ``ann_file`` and ``data_prefix`` describe.
     """
     layout = _layout(ann_file, data_prefix)
-    if data_root and not _REMOTE.match(data_root) and not osp.isdir(data_root):
+    if data_root and not is_remote(data_root) and not osp.isdir(data_root):
         raise FileNotFoundError(
             f'dataset root not found: {data_root!r} (config key data_root, resolved from '
             f'{osp.abspath(".")}); {layout}.')
-    if ann_file and not _REMOTE.match(ann_file) and not osp.isfile(ann_file):
+    if ann_file and not is_remote(ann_file) and not osp.isfile(ann_file):
         raise FileNotFoundError(
             f'annotation file not found: {ann_file!r} (config key ann_file, joined with '
             f'data_root {data_root!r}); {layout}.')
     for key, folder in (data_prefix or {}).items():
-        if folder and not _REMOTE.match(folder) and not osp.isdir(folder):
+        if folder and not is_remote(folder) and not osp.isdir(folder):
             raise FileNotFoundError(
                 f'image folder not found: {folder!r} (config key data_prefix.{key}, joined with '
                 f'data_root {data_root!r}); {layout}.')
@@ -77,7 +75,7 @@ class _CheckedCOCO(COCO):
         self.cat_img_map = self.catToImgs
 
 
-@DATASETS.register_module()
+@register_dataset()
 class CheckedCocoDataset(CocoDataset):
     """MMDetection's :class:`~mmdet.datasets.CocoDataset`, checking its input before training.
 
@@ -119,7 +117,7 @@ class CheckedCocoDataset(CocoDataset):
 
     def load_data_list(self) -> List[dict]:
         """Load the checked annotations, then check that every image file exists."""
-        if _REMOTE.match(str(self.ann_file)):
+        if is_remote(str(self.ann_file)):
             return super().load_data_list()
         # mmdet builds ``self.COCOAPI(path)``: an instance attribute routes it through the check.
         self.COCOAPI = lambda path: _CheckedCOCO(path, self._check)
@@ -131,7 +129,7 @@ class CheckedCocoDataset(CocoDataset):
 
     def _check_image_files(self, data_list: List[dict]) -> List[dict]:
         missing = [d['img_path'] for d in data_list
-                   if not _REMOTE.match(str(d['img_path'])) and not osp.isfile(d['img_path'])]
+                   if not is_remote(str(d['img_path'])) and not osp.isfile(d['img_path'])]
         if not missing:
             return data_list
         if self.missing_images == 'error':

@@ -12,11 +12,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
-from mmengine.registry import DATASETS
 from PIL import Image, UnidentifiedImageError
 from timm.data import create_transform
 from torch.utils.data import Dataset
 
+from backbones.registry import register_dataset
 from .checks import expected_layout
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
@@ -40,7 +40,7 @@ def build_timm_transform(cfg: dict):
         raise TypeError(f'bad timm transform arguments {cfg}: {e}') from e
 
 
-@DATASETS.register_module()
+@register_dataset()
 class ImageFolderDataset(Dataset):
     """``data_root/<split>/<class>/<image>`` with a timm transform.
 

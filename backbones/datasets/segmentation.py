@@ -5,8 +5,8 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from mmseg.datasets import ADE20KDataset, BaseSegDataset
-from mmseg.registry import DATASETS
 
+from backbones.registry import register_dataset
 from backbones.utils import is_remote
 from .checks import expected_layout, format_listing
 
@@ -68,11 +68,11 @@ class _CheckedPaths:
         return data_list
 
 
-@DATASETS.register_module(force=True)
+@register_dataset()
 class CheckedBaseSegDataset(_CheckedPaths, BaseSegDataset):
     """MMSegmentation's ``BaseSegDataset`` with the checks of this module."""
 
 
-@DATASETS.register_module(force=True)
+@register_dataset()
 class CheckedADE20KDataset(_CheckedPaths, ADE20KDataset):
     """MMSegmentation's ``ADE20KDataset`` with the checks of this module."""

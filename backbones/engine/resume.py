@@ -36,11 +36,11 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import InfiniteSampler
 from mmengine.logging import print_log
-from mmengine.registry import LOOPS
 from mmengine.runner.loops import (EpochBasedTrainLoop, IterBasedTrainLoop,
                                    _InfiniteDataloaderIterator)
 
 from backbones.checkpoint.io import CorruptCheckpointError, load_checkpoint_file
+from backbones.registry import register_loop
 
 
 def seed_iteration(seed: Optional[int], iteration: int) -> None:
@@ -106,7 +106,7 @@ def _sampler_of(dataloader):
     return sampler
 
 
-@LOOPS.register_module()
+@register_loop()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """:class:`~mmengine.runner.EpochBasedTrainLoop` that resumes mid-epoch exactly.
 
@@ -146,7 +146,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         self._epoch += 1
 
 
-@LOOPS.register_module()
+@register_loop()
 class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     """:class:`~mmengine.runner.IterBasedTrainLoop` that resumes without reloading data.
 

@@ -3,10 +3,11 @@ from typing import Dict, List, Sequence
 
 import torch
 from mmengine.evaluator import BaseMetric
-from mmengine.registry import METRICS
+
+from backbones.registry import register_metric
 
 
-@METRICS.register_module()
+@register_metric()
 class TopKAccuracy(BaseMetric):
     """Percentage of images whose true class is among the ``k`` highest scores.
 

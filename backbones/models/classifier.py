@@ -36,7 +36,7 @@ class LinearClsHead(BaseModule):
         pre_norm: LayerNorm (eps 1e-6) before the linear layer, as in ConvNeXt; off for the
             BatchNorm steps of the roadmap.
         init_scale: Multiplies the initial linear weights and bias (0.001 when fine-tuning
-            from IN-22K, PAPER.md section 3).
+            from IN-22K, the paper's Appendix A.1).
         label_smoothing: Label smoothing for hard targets (batches without Mixup).
     """
 

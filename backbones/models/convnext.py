@@ -22,7 +22,7 @@ def convnext_layer_id(param_name: str,
                       decay_type: str = 'layer_wise') -> int:
     """Layer id of a ConvNeXt backbone parameter for layer-wise learning-rate decay.
 
-    The official mapping (PAPER.md section 6) with the grouping of stage 2 derived from the
+    The official mapping (the official code's mapping) with the grouping of stage 2 derived from the
     real depth instead of hard-coded threes; for tiny (``num_layers=6``) and the 27-block
     presets (``num_layers=12``) it is the official mapping exactly.
 

@@ -12,6 +12,7 @@ from backbones.checkpoint.hub import is_fetched, load_fetched
 from backbones.checkpoint.io import load_checkpoint_file
 from backbones.utils import is_remote
 from .convert import OUTPUT_NORM, convert_and_detect, sample_keys
+from .fit import checkpoint_fit, describe_fit
 
 
 def load_file(filename: str, map_location='cpu'):
@@ -35,8 +36,9 @@ def load_pretrained(model: nn.Module,
     """Load a checkpoint of any format the backbone reads into it, loudly.
 
     The file is loaded safely, converted by the model's ``convert_checkpoint`` (any ConvNeXt
-    format by default), checked and loaded with ``strict=False``. Missing output norms are
-    logged as expected, other missing and unexpected keys as warnings.
+    format by default), checked by name and shape as ``load_from`` checkpoints are
+    (:func:`backbones.models.fit.checkpoint_fit`) and loaded with ``strict=False``. Missing
+    output norms are logged as expected, other missing and unexpected keys as warnings.
 
     Args:
         model: The backbone.
@@ -61,20 +63,22 @@ def load_pretrained(model: nn.Module,
                              use_ema=use_ema)
     except ValueError as e:
         raise ValueError(f'cannot load checkpoint {filename!r} into {name}: {e}') from e
-    own = model.state_dict()
-    matched = [k for k in state if k in own]
-    if not matched:
+    fit = checkpoint_fit(model, state)  # the same check as load_from's CheckpointMatchHook
+    if fit is not None and not fit.matched and not fit.wrong:
         raise ValueError(
             f'checkpoint {filename!r} ({fmt} format) matches no parameter of {name}: its keys '
-            f'are {sample_keys(list(state))}, the model\'s {sample_keys(list(own))}. Is it the '
-            'right file for this model?')
-    for key in matched:
-        if state[key].shape != own[key].shape:
-            raise ValueError(
-                f'checkpoint {filename!r} does not fit this {name}: {key!r} has shape '
-                f'{tuple(state[key].shape)} in the checkpoint and {tuple(own[key].shape)} in '
-                'the model (wrong arch?)')
+            f'are {sample_keys(list(fit.file_shapes))}, the model\'s '
+            f'{sample_keys(list(fit.model_shapes))}. Is it the right file for this model?')
+    if fit is not None and fit.wrong:
+        first = fit.wrong[0]
+        raise ValueError(describe_fit(
+            fit, model, obj, filename,
+            f'({fmt} format) does not fit this {name} ({first} is {fit.file_shapes[first]} in '
+            f'the file, {fit.model_shapes[first]} in the model)',
+            advice='Is it the checkpoint of another arch?'))
     model.load_state_dict(state, strict=False)
+    own = model.state_dict()
+    matched = [k for k in state if k in own]
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     fresh_norms = [k for k in missing if OUTPUT_NORM.match(k)]

@@ -23,7 +23,7 @@ from .convnext import StagedBackbone
 from .layers import ConvNeXtBlock, LayerNorm2d
 from .loading import trunc_normal_init
 
-#: The rows of the paper's roadmap (PAPER.md section 2), in order, from ResNet-50 to ConvNeXt-T.
+#: The rows of the paper's roadmap (the paper's Table 10), in order, from ResNet-50 to ConvNeXt-T.
 ROADMAP_STEPS: Tuple[str, ...] = (
     'resnet50', 'enhanced_recipe', 'stage_ratio', 'patchify_stem', 'depthwise_conv', 'width',
     'inverted_bottleneck', 'move_up_dwconv', 'kernel_size', 'gelu', 'fewer_activations',

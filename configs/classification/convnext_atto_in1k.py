@@ -1,9 +1,5 @@
-# ConvNeXt-atto on ImageNet-1K from scratch, the paper's 300-epoch recipe.
-# Drop path for the V2-size presets is our choice (the paper trains them with FCMAE);
-# the rest of the recipe is the paper's.
+# ConvNeXt-atto on ImageNet-1K from scratch: convnext_t_in1k.py at another size.
+# Drop path for the V2-size presets is our choice (the paper trains them with FCMAE).
 #   tools/dist_train.sh configs/classification/convnext_atto_in1k.py 8
-_base_ = [
-    '_base_/models/convnext.py', '_base_/datasets/imagenet_224.py',
-    '_base_/schedules/in1k_300e.py', '_base_/default_runtime.py'
-]
+_base_ = './convnext_t_in1k.py'
 model = dict(backbone=dict(arch='atto', drop_path_rate=0.0))

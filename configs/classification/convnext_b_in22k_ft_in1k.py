@@ -1,4 +1,5 @@
-# ConvNeXt-B: IN-22K weights fine-tuned on ImageNet-1K at 224 for 30 epochs, layer decay 0.8.
+# ConvNeXt-B: IN-22K weights fine-tuned on ImageNet-1K at 224 for 30 epochs, layer decay 0.8;
+# the L and XL rows and the 384 rows derive from this one.
 # Start from convnext_b_in22k.py's checkpoint or the official convnext_base_22k_224.pth.
 # Drop path 0.2 for the fine-tuning is our choice.
 #   tools/dist_train.sh configs/classification/convnext_b_in22k_ft_in1k.py 8

@@ -1,4 +1,5 @@
-# ConvNeXt-B: IN-22K -> IN-1K fine-tuning at 384 (the paper's 384 rows).
+# ConvNeXt-B: IN-22K -> IN-1K fine-tuning at 384 (the paper's 384 rows); the L and XL 384 rows
+# derive from this one.
 #   tools/dist_train.sh configs/classification/convnext_b_in22k_ft_in1k_384.py 8
 _base_ = ['convnext_b_in22k_ft_in1k.py']
 img_size = 384

@@ -1,4 +1,5 @@
-# ConvNeXt-T on ImageNet-1K from scratch, the paper's 300-epoch recipe.
+# ConvNeXt-T on ImageNet-1K from scratch, the paper's 300-epoch recipe; the other sizes and
+# the isotropic rows derive from this one.
 # Drop path as in the paper (T/S/B/L = 0.1/0.4/0.5/0.5).
 #   tools/dist_train.sh configs/classification/convnext_t_in1k.py 8
 _base_ = [

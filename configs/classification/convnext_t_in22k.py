@@ -1,4 +1,5 @@
-# ConvNeXt-T pre-trained on ImageNet-22K: 90 epochs, drop path 0.0 (PAPER.md section 3).
+# ConvNeXt-T pre-trained on ImageNet-22K: 90 epochs, drop path 0.0 (the paper's Appendix A.1); the
+# other sizes derive from this one.
 #   tools/dist_train.sh configs/classification/convnext_t_in22k.py 8
 _base_ = [
     '_base_/models/convnext.py', '_base_/datasets/imagenet22k_224.py',

@@ -8,24 +8,13 @@ checkpoint_file = 'https://github.com/SwinTransformer/storage/releases/download/
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='SwinTransformer',
-        embed_dims=96,
-        depths=[2, 2, 6, 2],
-        num_heads=[3, 6, 12, 24],
-        window_size=7,
-        mlp_ratio=4,
-        qkv_bias=True,
-        qk_scale=None,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        drop_path_rate=0.2,
-        patch_norm=True,
-        out_indices=(0, 1, 2, 3),
+        type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+        window_size=7, mlp_ratio=4, qkv_bias=True, qk_scale=None, drop_rate=0.,
+        attn_drop_rate=0., drop_path_rate=0.2, patch_norm=True, out_indices=(0, 1, 2, 3),
         with_cp=False,
         # The official Swin release file, renamed to MMDetection's keys on load.
         convert_weights=True,
-        init_cfg=dict(type='Pretrained',
-                      checkpoint=checkpoint_file)),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),
     neck=dict(in_channels=[96, 192, 384, 768]))
 
 # Swin's own recipe: AdamW 1e-4, no weight decay on position tables and norms, mixed precision.

@@ -3,25 +3,10 @@
 # Batch 16 = 8 GPUs x 2 images; auto_scale_lr rescales the lr for other batch sizes.
 #   tools/dist_train.sh configs/segmentation/upernet_convnext_l_in22k_ade20k_640.py 8
 #   python tools/test.py configs/segmentation/upernet_convnext_l_in22k_ade20k_640.py CKPT [--tta]
-_base_ = [
-    '_base_/models/upernet_convnext.py', '_base_/datasets/ade20k_640.py',
-    '_base_/schedules/adamw_160k.py', '_base_/default_runtime.py'
-]
+_base_ = './upernet_convnext_b_in22k_ade20k_640.py'
 
-crop_size = (640, 640)
 model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        arch='large',
-        drop_path_rate=0.4,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_large_22k_224.pth')),
-    decode_head=dict(in_channels=[192, 384, 768, 1536]),
-    auxiliary_head=dict(in_channels=768),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(426, 426)))
-
-optim_wrapper = dict(
-    type='OptimWrapper',  # the paper trained L/XL in fp32
-    optimizer=dict(lr=1e-4),
-    paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=12))
+    backbone=dict(arch='large', init_cfg=dict(
+        checkpoint='https://dl.fbaipublicfiles.com/convnext/convnext_large_22k_224.pth')),
+    decode_head=dict(in_channels=[192, 384, 768, 1536]), auxiliary_head=dict(in_channels=768))
+optim_wrapper = dict(type='OptimWrapper')  # the paper trained L/XL in fp32

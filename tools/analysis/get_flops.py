@@ -2,7 +2,7 @@
 
     python tools/analysis/get_flops.py CONFIG [--shape H W] [--json]
 
-FLOPs follow the paper (PAPER.md): mmengine.analysis.FlopAnalyzer, one multiply-add = one
+FLOPs follow the paper: mmengine.analysis.FlopAnalyzer, one multiply-add = one
 FLOP, eval mode, one zero image of (H, W); the default shape is the paper's for the config's
 row, else the task's convention (detection 800x1280, segmentation crop x 4 crop,
 classification 224x224). Two-stage detectors run 1000 fixed proposals through every box head

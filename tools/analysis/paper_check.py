@@ -4,7 +4,7 @@
         [--flops-only PATTERN...] [--paper FILE]
 
 Rows (names to match with --only / --flops-only, shell-style patterns):
-  backbone/<preset>    ImageNet classifier of a ConvNeXt preset at 224 (PAPER.md section 1)
+  backbone/<preset>    ImageNet classifier of a ConvNeXt preset at 224 (the paper's Table 1)
   isotropic/<preset>   isotropic ConvNeXt classifier at 224
   roadmap/<step>, roadmap/kernel_<k>   roadmap steps and kernel variants (GFLOPs only)
   classification/<config stem>, coco/<config stem>, ade20k/<config stem>: the full model of

@@ -1,5 +1,5 @@
-# Roadmap row 2 (PAPER.md section 2): step 'enhanced_recipe' with the ConvNeXt recipe,
-# 300 epochs.
+# Roadmap row 2 (the paper's Table 10): step 'enhanced_recipe' with the ConvNeXt recipe,
+# 300 epochs; rows 3-14 derive from this one, each with its own step.
 #   tools/dist_train.sh configs/classification/roadmap/enhanced_recipe.py 8
 _base_ = [
     '../_base_/models/convnext.py', '../_base_/datasets/imagenet_224.py',

@@ -1,10 +1,5 @@
-# Roadmap row 4 (PAPER.md section 2): step 'patchify_stem' with the ConvNeXt recipe,
-# 300 epochs.
+# Roadmap row 4 (the paper's Table 10): step 'patchify_stem', 300 epochs: enhanced_recipe.py
+# (the ConvNeXt recipe) with this step's network.
 #   tools/dist_train.sh configs/classification/roadmap/patchify_stem.py 8
-_base_ = [
-    '../_base_/models/convnext.py', '../_base_/datasets/imagenet_224.py',
-    '../_base_/schedules/in1k_300e.py', '../_base_/default_runtime.py'
-]
-model = dict(
-    backbone=dict(
-        _delete_=True, type='ModernizedResNet', step='patchify_stem', drop_path_rate=0.1))
+_base_ = ['enhanced_recipe.py']
+model = dict(backbone=dict(step='patchify_stem'))

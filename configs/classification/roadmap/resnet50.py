@@ -1,4 +1,4 @@
-# Roadmap row 1 (PAPER.md section 2): ResNet-50 with the original 90-epoch recipe.
+# Roadmap row 1 (the paper's Table 10): ResNet-50 with the original 90-epoch recipe.
 #   tools/dist_train.sh configs/classification/roadmap/resnet50.py 8
 _base_ = [
     '../_base_/models/convnext.py', '../_base_/datasets/imagenet_224_plain.py',

@@ -18,12 +18,10 @@ train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train',
                  transform=train_transform))
+# Validation reads like training, in order and without dropping the last batch.
 val_dataloader = dict(
-    batch_size=128, num_workers=10, persistent_workers=True, pin_memory=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='ImageFolderDataset', data_root=data_root, split='val',
-                 transform=val_transform))
+    train_dataloader, drop_last=False, sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(train_dataloader['dataset'], split='val', transform=val_transform))
 val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

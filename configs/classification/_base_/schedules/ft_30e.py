@@ -1,10 +1,9 @@
-# IN-22K -> IN-1K fine-tuning (PAPER.md section 3): 30 epochs, AdamW lr 5e-5 at batch 512,
+# IN-22K -> IN-1K fine-tuning (the paper's Appendix A.1): 30 epochs, AdamW lr 5e-5 at batch 512,
 # wd 1e-8, layer-wise lr decay 0.8 (12 layers; the head is layer 13), head init scale 0.001,
 # no warm-up, cosine; EMA validated beside the raw weights.
+_base_ = ['epoch_loops.py']
 max_epochs = 30
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_epochs=max_epochs)
 
 optim_wrapper = dict(
     type='OptimWrapper',

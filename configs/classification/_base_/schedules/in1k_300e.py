@@ -1,12 +1,11 @@
-# The paper's ImageNet-1K recipe (PAPER.md section 3): 300 epochs, 20 of linear warm-up, then
+# The paper's ImageNet-1K recipe (the paper's Appendix A.1): 300 epochs, 20 of linear warm-up, then
 # cosine; AdamW lr 4e-3 at batch 4096 (rescaled to the effective batch), wd 0.05 except on 1-D
 # parameters (norms, biases, layer scales, GRN), gradient accumulation 4 (8 x 128 x 4 = 4096);
 # EMA 0.9999 of the weights, validated beside the raw weights every epoch.
+_base_ = ['epoch_loops.py']
 max_epochs = 300
 warmup_epochs = 20
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_epochs=max_epochs)
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -1,4 +1,4 @@
-# ImageNet-22K pre-training (PAPER.md section 3): 90 epochs, 5 of warm-up, otherwise the IN-1K
+# ImageNet-22K pre-training (the paper's Appendix A.1): 90 epochs, 5 of warm-up, otherwise the IN-1K
 # recipe, without EMA.
 _base_ = ['in1k_300e.py']
 max_epochs = 90

@@ -1,10 +1,9 @@
 # The original ResNet-50 recipe (torchvision's, which gives the 76.13 of the roadmap's first
 # row): 90 epochs, SGD momentum 0.9, lr 0.1 at batch 256 (8 x 32; rescaled to yours), wd 1e-4,
 # divided by 10 every 30 epochs. No EMA, Mixup, label smoothing or stochastic depth.
+_base_ = ['epoch_loops.py']
 max_epochs = 90
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))

@@ -1,4 +1,4 @@
-# Mask R-CNN + FPN on a ConvNeXt backbone (ConvNeXt-T here; rows override arch/channels).
+# Mask R-CNN + FPN on a ConvNeXt backbone (ConvNeXt-T-1K, drop path 0.4; rows override it).
 # Heads and train/test settings are MMDetection's standard Mask R-CNN ones (COCO, 80 classes).
 model = dict(
     type='MaskRCNN',
@@ -38,10 +38,7 @@ model = dict(
             out_channels=256,
             featmap_strides=[4, 8, 16, 32]),
         bbox_head=dict(
-            type='Shared2FCBBoxHead',
-            in_channels=256,
-            fc_out_channels=1024,
-            roi_feat_size=7,
+            type='Shared2FCBBoxHead', in_channels=256, fc_out_channels=1024, roi_feat_size=7,
             num_classes=80,
             bbox_coder=dict(
                 type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
@@ -50,15 +47,11 @@ model = dict(
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
         mask_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
-            out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
+            type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=14,
+                                                      sampling_ratio=0),
+            out_channels=256, featmap_strides=[4, 8, 16, 32]),
         mask_head=dict(
-            type='FCNMaskHead',
-            num_convs=4,
-            in_channels=256,
-            conv_out_channels=256,
+            type='FCNMaskHead', num_convs=4, in_channels=256, conv_out_channels=256,
             num_classes=80,
             loss_mask=dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))),
     train_cfg=dict(
@@ -76,15 +69,11 @@ model = dict(
             nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
             min_bbox_size=0),
         rcnn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
-                match_low_quality=True, ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
-                add_gt_as_proposals=True),
-            mask_size=28,
-            pos_weight=-1,
-            debug=False)),
+            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
+                          min_pos_iou=0.5, match_low_quality=True, ignore_iof_thr=-1),
+            sampler=dict(type='RandomSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
+                         add_gt_as_proposals=True),
+            mask_size=28, pos_weight=-1, debug=False)),
     test_cfg=dict(
         rpn=dict(
             nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),

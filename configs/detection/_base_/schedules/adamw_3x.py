@@ -1,4 +1,5 @@
-# The paper's COCO "3x" schedule: 36 epochs, lr x0.1 at epochs 27 and 33, AdamW.
+# The paper's COCO "3x" schedule: 36 epochs, lr x0.1 at epochs 27 and 33, AdamW with ConvNeXt's
+# layer-wise lr decay (each row sets its decay rate, lr and depth: the paper's Table 3).
 # Assumes 8 GPUs x 2 images = batch 16; auto_scale_lr rescales the lr linearly when the real
 # batch (GPUs x train_dataloader.batch_size) differs, e.g. x0.5 on 4 GPUs.
 max_epochs = 36
@@ -15,7 +16,9 @@ param_scheduler = [
 ]
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='AmpOptimWrapper',  # the paper trained with mixed precision (fp32 for L and XL)
+    constructor='LayerDecayOptimizerConstructor',
+    paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise', num_layers=12),
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))
 
 auto_scale_lr = dict(enable=True, base_batch_size=16)

@@ -1,4 +1,5 @@
-"""The logic behind ``tools/gpu_check.sh`` and ``tools/prepare_gpu_bundle.py``.
+"""The logic behind ``tools/gpu/gpu_check.sh`` (its Python steps: ``gpu_check.py``) and
+``tools/gpu/prepare_bundle.py``, which import it from this folder; not part of the package.
 
 The lent GPU machine runs Python 3.12 with its own torch 2.11, timm and nvcc, reaches no network
 and receives at most 64 MiB of files per run. So the bundle carried there holds the wheels it
@@ -7,7 +8,8 @@ its torch). This module says what goes in the bundle and checks that it is compl
 synthetic COCO data and the 50-iteration training config of the check, and turns what the check
 measured into one JSON record and a short table.
 
-Nothing here needs a GPU, so the suite tests all of it on CPU.
+Nothing here needs a GPU, so the suite tests all of it on CPU. The machine's record (GPU,
+CUDA, torch, Python) is ``backbones.analysis.benchmark.machine_info``, the benchmark's own.
 """
 import hashlib
 import json
@@ -178,7 +180,7 @@ def train_config_text(base_config: str, data_root: str, iters: int = 50,
     """A config that trains ``base_config`` (the paper's recipe, AMP included) for ``iters``
     iterations on the synthetic data: no validation, no pretrained weights, no checkpoint,
     every iteration logged (time, data_time, memory)."""
-    return f'''# Written by backbones.gpu_check: {iters} iterations of {osp.basename(base_config)}
+    return f'''# Written by tools/gpu/gpu_lib.py: {iters} iterations of {osp.basename(base_config)}
 _base_ = {osp.abspath(base_config)!r}
 model = dict(backbone=dict(init_cfg=None))
 train_dataloader = dict(
@@ -244,7 +246,7 @@ def summarize_training(work_dir: str, skip: int = 10) -> dict:
 # --- the report --------------------------------------------------------------------------------
 
 def read_stages(path: str) -> List[dict]:
-    """Stage lines ``name<TAB>status<TAB>seconds<TAB>note`` written by tools/gpu_check.sh."""
+    """Stage lines ``name<TAB>status<TAB>seconds<TAB>note`` written by tools/gpu/gpu_check.sh."""
     stages = []
     if osp.isfile(path):
         with open(path) as f:
@@ -299,7 +301,7 @@ def benchmark_summary(record: Optional[dict]) -> Optional[dict]:
 
 
 def build_report(out_dir: str, machine: Optional[dict] = None) -> dict:
-    """Collect what tools/gpu_check.sh left in ``out_dir`` into one record."""
+    """Collect what tools/gpu/gpu_check.sh left in ``out_dir`` into one record."""
     stages = read_stages(osp.join(out_dir, 'stages.tsv'))
     return dict(machine=machine or {}, stages=stages,
                 failed=[s['name'] for s in stages if s['status'] == 'failed'],
@@ -345,18 +347,3 @@ def format_table(report: dict) -> str:
             ratios = ''.join(f' {ips / paper[g]:.2f}x |' for g in gpus)
             lines.append(f'| {desc} | {ips} |{ratios}')
     return '\n'.join(lines) + '\n'
-
-
-def machine_info() -> dict:
-    """GPU, driver-visible CUDA, torch and Python of this machine (no GPU needed)."""
-    import platform
-
-    import torch
-    info = dict(python=platform.python_version(), torch=torch.__version__,
-                cuda=torch.version.cuda, gpu=None)
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, capability='%d.%d' % (props.major, props.minor),
-                    memory_gib=round(props.total_memory / 2**30, 1),
-                    cudnn=torch.backends.cudnn.version())
-    return info

@@ -5,8 +5,9 @@ MMEngine scales the lr by ``world_size * batch_size / base_batch_size``; with
 images, so the recipe's "lr 4e-3 at batch 4096" would come out ``k`` times too small.
 """
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from backbones.registry import register_runner
 
 
 def effective_batch_size(cfg, world_size: int) -> int:
@@ -27,7 +28,7 @@ def effective_batch_size(cfg, world_size: int) -> int:
     return world_size * batch * accumulation
 
 
-@RUNNERS.register_module()
+@register_runner()
 class EffectiveBatchRunner(Runner):
     """MMEngine's :class:`~mmengine.runner.Runner`, scaling the lr by the effective batch.
 

@@ -1,7 +1,7 @@
-"""Prepare what tools/gpu_check.sh needs on the GPU machine (Python 3.12, its own torch, no
+"""Prepare what tools/gpu/gpu_check.sh needs on the GPU machine (Python 3.12, its own torch, no
 network, at most 64 MiB carried per run): the wheels it lacks and mmcv's source archive.
 
-    python tools/prepare_gpu_bundle.py [--out gpu_bundle] [--mmcv-wheel PATH ...]
+    python tools/gpu/prepare_bundle.py [--out gpu_bundle] [--mmcv-wheel PATH ...]
     make gpu-bundle
 
 Versions are those of the environment running this script (the set-up's pins). The bundle is
@@ -18,10 +18,12 @@ import shutil
 import subprocess
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(osp.dirname(HERE))
+sys.path.insert(0, REPO)  # run from a clone: the repository root (gpu_lib imports backbones)
+sys.path.insert(0, HERE)  # its sibling gpu_lib.py
 
-from backbones import gpu_check  # noqa: E402
+import gpu_lib  # noqa: E402
 
 
 def pip(*args):
@@ -43,12 +45,12 @@ def main(argv=None):
         shutil.rmtree(args.out)  # never mix two preparations
     wheels = osp.join(args.out, 'wheels')
     os.makedirs(wheels)
-    pins = [f'{d}=={md.version(d)}' for d in gpu_check.BUNDLE_DISTS]
-    platforms = [a for p in gpu_check.TARGET_PLATFORMS for a in ('--platform', p)]
-    print(f'downloading {len(pins)} wheels for CPython {gpu_check.TARGET_PYTHON}: '
+    pins = [f'{d}=={md.version(d)}' for d in gpu_lib.BUNDLE_DISTS]
+    platforms = [a for p in gpu_lib.TARGET_PLATFORMS for a in ('--platform', p)]
+    print(f'downloading {len(pins)} wheels for CPython {gpu_lib.TARGET_PYTHON}: '
           f'{" ".join(pins)}')
     pip('download', '-q', '--no-deps', '--only-binary=:all:', '--implementation', 'cp',
-        '--python-version', gpu_check.TARGET_PYTHON, *platforms, '-d', wheels, *pins)
+        '--python-version', gpu_lib.TARGET_PYTHON, *platforms, '-d', wheels, *pins)
     # pip prepares an sdist's metadata even to download it; mmcv's setup.py needs torch and
     # pkg_resources for that, hence no build isolation (this environment has both).
     pip('download', '-q', '--no-deps', '--no-binary', 'mmcv', '--no-build-isolation', '-d',
@@ -57,12 +59,12 @@ def main(argv=None):
         os.makedirs(osp.join(args.out, 'mmcv-prebuilt'))
         for path in args.mmcv_wheel:
             shutil.copy(path, osp.join(args.out, 'mmcv-prebuilt'))
-    manifest = gpu_check.write_manifest(args.out, dict(pins=pins, source='mmcv==2.1.0'))
-    problems = gpu_check.verify_bundle(args.out)
+    manifest = gpu_lib.write_manifest(args.out, dict(pins=pins, source='mmcv==2.1.0'))
+    problems = gpu_lib.verify_bundle(args.out)
     for name in sorted(glob.glob(osp.join(wheels, '*.whl'))):
         print(f'  {osp.basename(name)}  {osp.getsize(name) / 2**20:.2f} MiB')
     print(f'bundle {args.out}: {len(manifest["files"])} files, {manifest["total_mib"]} MiB '
-          f'(limit {gpu_check.CARRY_LIMIT_MIB} MiB with the working tree)')
+          f'(limit {gpu_lib.CARRY_LIMIT_MIB} MiB with the working tree)')
     for problem in problems:
         print(f'bundle problem: {problem}', file=sys.stderr)
     if problems:

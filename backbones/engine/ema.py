@@ -6,14 +6,15 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 from timm.utils import ModelEmaV3
+
+from backbones.registry import register_hook
 
 #: Checkpoint key of the EMA weights (timm's name; backbones.convert_checkpoint knows it).
 EMA_KEY = 'state_dict_ema'
 
 
-@HOOKS.register_module()
+@register_hook()
 class ModelEMAHook(Hook):
     """Keep an exponential moving average of the model (timm's ``ModelEmaV3``), save it in
     every checkpoint under ``state_dict_ema`` and, after each validation of the raw weights,
