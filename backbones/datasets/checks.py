@@ -213,15 +213,14 @@ def check_coco_annotations(raw: Dict[str, Any],
                 used[cats[ann['category_id']]['name']] += 1
             continue
         reason, fate = found
+        indexable = isinstance(ann, dict) and all(_hashable(ann.get(k)) for k in _INDEX_KEYS)
         where = ''
-        if isinstance(ann, dict) and _hashable(ann.get('image_id')) \
-                and ann.get('image_id') in images:
+        if indexable and ann['image_id'] in images:
             where = f' (image {images[ann["image_id"]]["file_name"]!r})'
         problems.append((f'annotation id {ann_id}{where}: {reason}', fate))
         if fate != FATAL:
             annotations.append(ann)
-        elif isinstance(ann, dict) and all(_hashable(ann.get(k)) and k in ann
-                                           for k in ('id', 'image_id', 'category_id')):
+        elif indexable:
             annotations.append(dict(ann, ignore=True))  # the parser's own "skip this one"
 
     if classes is not None:
@@ -255,6 +254,10 @@ def check_coco_annotations(raw: Dict[str, Any],
     return cleaned
 
 
+#: What pycocotools' index reads from every annotation.
+_INDEX_KEYS = ('id', 'image_id', 'category_id')
+
+
 def _hashable(value: Any) -> bool:
     return isinstance(value, (int, str, float))
 
@@ -264,7 +267,7 @@ def _annotation_problem(ann: Any, images: Dict[Any, Any], cats: Dict[Any, Any],
     """``(reason, fate)`` of the first problem MMDetection's parser would meet, or None."""
     if not isinstance(ann, dict):
         return 'not an object', FATAL
-    for key in ('id', 'image_id', 'category_id'):
+    for key in _INDEX_KEYS:
         if not _hashable(ann.get(key)):
             return f'{key} {ann.get(key)!r} is missing or not a number or string', FATAL
     if ann['image_id'] not in images:
