@@ -32,7 +32,8 @@ def test_every_required_config_exists():
     required |= {f'convnext_{s}_in22k_ft_in1k.py' for s in ('b', 'l', 'xl')}
     required |= {f'convnext_iso_{s}_in1k.py' for s in ('s', 'b', 'l')}
     required |= {f'roadmap/{step}.py' for step in backbones.ROADMAP_STEPS}
-    required |= {'roadmap/fewer_activations_relu.py', 'convnext_atto_shapes.py'}
+    required |= {'roadmap/fewer_activations_relu.py', 'convnext_atto_shapes.py', 'resnet_shapes.py',
+                 'swin_shapes.py'}
     assert required <= names, sorted(required - names)
 
 
@@ -42,8 +43,9 @@ def test_config_builds(path):
     assert cfg.runner_type == 'EffectiveBatchRunner'
     assert cfg.val_evaluator.type == 'TopKAccuracy'
     # Parameters on the meta device: builds XL with a 21841-way head without allocating it
-    # (the roadmap's ResNet-50-sized models are built for real).
-    with torch.device('cpu' if 'roadmap' in path else 'meta'):
+    # (the roadmap's ResNet-50-sized models and the small shapes demo ones, whose MMDetection
+    # Swin reads its drop-path rates with .item(), are built for real).
+    with torch.device('cpu' if 'roadmap' in path or 'shapes' in path else 'meta'):
         model = MODELS.build(cfg.model)
     assert isinstance(model, ImageClassifier)
     num_classes = cfg.model.head.num_classes
@@ -181,3 +183,23 @@ def test_imagefolder_errors_name_the_problem(tmp_path):
     skipping = ImageFolderDataset(root, transform=dict(input_size=32), bad_image='skip')
     assert skipping[index]['inputs'].shape == (3, 32, 32)
     assert skipping.skipped == [str(bad)]
+
+
+def test_classifier_takes_mmdetections_own_backbones():
+    """MMDetection's ResNet and Swin (the demo's comparison backbones) classify through our
+    classifier as they are: the last map of their output tuple is pooled; a backbone of theirs
+    without head.in_channels is refused by name."""
+    resnet = dict(type='mmdet.ResNet', depth=18, base_channels=16, stem_channels=16,
+                  out_indices=(0, 1, 2, 3))
+    with pytest.raises(ValueError, match='head.in_channels is needed for a ResNet backbone'):
+        MODELS.build(dict(type='ImageClassifier', backbone=resnet,
+                          head=dict(num_classes=3)))
+    model = MODELS.build(dict(type='ImageClassifier', backbone=resnet,
+                              head=dict(num_classes=3, in_channels=128, pre_norm=False)))
+    images = torch.randn(2, 3, 64, 64)
+    last = model.backbone(images)[-1]
+    assert last.shape == (2, 128, 2, 2)
+    torch.testing.assert_close(model(images), model.head.fc(last.mean((2, 3))))
+    loss = model(images, torch.tensor([0, 2]), mode='loss')['loss']
+    loss.backward()
+    assert model.backbone.conv1.weight.grad is not None

@@ -1,6 +1,5 @@
 """`make demo` runs its real stages; a reduced run (a few iterations) checks the code path."""
 import csv
-import itertools
 import json
 import os.path as osp
 import re
@@ -8,15 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_tool
+from conftest import REPO, load_tool, run_tool
+
+from backbones.analysis.results import aggregate_seeds, csv_fields, format_markdown, read_run
 
 # The demo's library sits beside tools/demo.py, which imports it from tools/ (not a package).
 sys.path.append(osp.join(REPO, 'tools'))
 
-from demo_lib import STAGES, Stage, stage_table  # noqa: E402
-from demo_lib.runner import (critical_path, make_data, plan_order, run_all,  # noqa: E402
-                             simulated_minutes)
-from demo_lib.stages import TRIVIAL_SEG_LABEL  # noqa: E402
+from demo_lib import STAGES, Stage, run_demo, stage_table  # noqa: E402
+from demo_lib.runner import (critical_path, init_options, make_data, plan_order,  # noqa: E402
+                             run_all, simulated_minutes)
+from demo_lib.stages import TRIVIAL_SEG_LABEL, seeded  # noqa: E402
 
 KEYS = [s.key for s in STAGES]
 
@@ -56,22 +57,100 @@ def test_simulated_minutes_follows_the_workers():
 
 
 def test_plan_order_keeps_both_workers_busy_to_the_end():
-    """Critical path first leaves a worker idle at the end of the demo's own stages; the plan
-    does better, starts the pre-training first, and comes within 0.1 min of the best order
-    (every order of the demo's stages tried)."""
-    path = critical_path(STAGES)
-    by_path = sorted(STAGES, key=lambda s: -path[s.key])
-    plan = plan_order(STAGES, 2)
-    assert sorted(s.key for s in plan) == sorted(KEYS)
-    assert plan[0].key == 'pretrain_convnext_atto'
-    planned = simulated_minutes(plan, 2)
-    assert planned < simulated_minutes(by_path, 2) - 0.3
-    rest = [s for s in STAGES if s is not STAGES[0]]
-    best = min(simulated_minutes([STAGES[0], *order], 2)
-               for order in itertools.permutations(rest))
-    assert planned <= best + 0.1 + 1e-9
-    # Lower bound: all the work split evenly over the two workers.
-    assert planned >= sum(s.minutes for s in STAGES) / 2 - 1e-9
+    """The plan starts the pre-trainings (three per seed) first and, for the demo's own stages
+    (one seed and three), comes within 0.1 min of the lower bound: all the work split evenly
+    over the two workers, or the longest chain of stages if that is longer."""
+    pretrainings = {s.key for s in STAGES if s.data == 'cls'}
+    assert len(pretrainings) == 3
+    for seeds in (1, 3):
+        stages = [s for seed in range(seeds) for s in seeded(STAGES, seed)]
+        plan = plan_order(stages, 2)
+        assert sorted(s.key for s in plan) == sorted(s.key for s in stages)
+        assert all(s.data == 'cls' for s in plan[:3 * seeds])  # every seed's pre-trainings
+        bound = max(sum(s.minutes for s in stages) / 2, max(critical_path(stages).values()))
+        assert bound - 1e-9 <= simulated_minutes(plan, 2) <= bound + 0.1
+
+
+def test_seeded_replicates_chain_each_seed_to_its_own_pretraining():
+    assert seeded(STAGES, 0) == STAGES
+    one = seeded(STAGES, 2)
+    assert [s.key for s in one] == [f'seed2/{k}' for k in KEYS]
+    assert all(s.seed == 2 and s.label == b.label for s, b in zip(one, STAGES))
+    assert {s.init_from for s in one} == {None} | {f'seed2/{s.init_from}' for s in STAGES
+                                                   if s.init_from}
+    stage_table(one)  # every init_from names an earlier stage of the same seed
+    with pytest.raises(ValueError, match='seed must be >= 0'):
+        seeded(STAGES, -1)
+    with pytest.raises(SystemExit):
+        load_tool('demo.py').parse_args(['--seeds', '0'])
+    assert load_tool('demo.py').parse_args(['--seeds', '3']).seeds == 3
+
+
+def test_aggregate_seeds_gives_mean_std_and_range_per_cell():
+    seed = [dict(model='a', params_m=3.0, top1=90.0, box_ap=None, train_time_s=60.0),
+            dict(model='b', params_m=4.0, top1=None, box_ap=30.0, train_time_s=None)]
+    other = [dict(seed[0], top1=80.0, train_time_s=80.0), dict(seed[1], box_ap=36.0)]
+    third = [dict(seed[0], top1=85.0, train_time_s=70.0), dict(seed[1], box_ap=33.0)]
+    a, b = aggregate_seeds([seed, other, third])
+    assert (a['top1'], a['top1_std'], a['top1_min'], a['top1_max']) == (85.0, 5.0, 80.0, 90.0)
+    assert a['train_time_s'] == 70.0 and a['params_m'] == 3.0 and a['seeds'] == 3
+    assert b['box_ap'] == 33.0 and b['box_ap_std'] == pytest.approx(3.0)
+    assert 'top1_std' not in b and b['top1'] is None
+    table = format_markdown([a, b])
+    assert '| 85.0 (80.0-90.0) |' in table and '| 33.0 (30.0-36.0) |' in table
+    fields = csv_fields([a, b])
+    assert fields[:5] == ['model', 'params_m', 'gflops', 'top1', 'top1_std']
+    assert fields[-1] == 'seeds' and 'top1_std' not in csv_fields(seed)
+    assert aggregate_seeds([seed]) == [dict(r, seeds=1, **{
+        f'{c}{s}': (0.0 if s == '_std' else r[c]) for c in ('top1', 'box_ap', 'train_time_s')
+        if r[c] is not None for s in ('_std', '_min', '_max')}) for r in seed]
+    with pytest.raises(ValueError, match='seed 1 has the rows'):
+        aggregate_seeds([seed, seed[:1]])
+
+
+def test_every_backbone_row_starts_from_its_classifier_checkpoint(tmp_path):
+    """The checkpoint each pre-training stage writes (MMEngine's layout, ``backbone.*`` keys of
+    our classifier) initialises every detection and segmentation row that names it, ResNet and
+    Swin (MMDetection's / MMSegmentation's own code) as ConvNeXt: every backbone tensor comes
+    from the file, none is left at its random init."""
+    import torch
+    from mmdet.registry import MODELS as DET
+    from mmengine.config import Config
+    from mmengine.registry import MODELS as ROOT
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS as SEG
+
+    import backbones  # noqa: F401  (registrations)
+    table = stage_table()
+    files = {}
+    for stage in STAGES:
+        if stage.data != 'cls':
+            continue
+        torch.manual_seed(0)
+        init_default_scope('mmengine')
+        classifier = ROOT.build(Config.fromfile(osp.join(REPO, stage.config)).model)
+        classifier.init_weights()
+        path = tmp_path / f'{stage.key}.pth'
+        torch.save(dict(meta=dict(epoch=1), state_dict=classifier.state_dict()), path)
+        files[stage.key] = (str(path), {k[len('backbone.'):]: v for k, v in
+                                        classifier.state_dict().items()
+                                        if k.startswith('backbone.')})
+    fine_tuned = [s for s in STAGES if s.init_from]
+    assert {table[s.init_from].config for s in fine_tuned} == {
+        f'configs/classification/{a}_shapes.py' for a in ('convnext_atto', 'resnet', 'swin')}
+    for stage in fine_tuned:
+        path, expected = files[stage.init_from]
+        cfg = Config.fromfile(osp.join(REPO, stage.config))
+        cfg.merge_from_dict(dict(o.split('=', 1) for o in init_options(path)))
+        scope, registry = ('mmdet', DET) if stage.data == 'det' else ('mmseg', SEG)
+        init_default_scope(scope)
+        torch.manual_seed(1)
+        model = registry.build(cfg.model)
+        model.init_weights()
+        own = model.backbone.state_dict()
+        assert set(own) == set(expected), (stage.key, set(own) ^ set(expected))
+        differ = [k for k in own if not torch.equal(own[k], expected[k])]
+        assert not differ, (stage.key, differ[:5])
 
 
 def test_readme_demo_table_lists_the_stages():
@@ -131,11 +210,15 @@ def test_reduced_demo_builds_the_matrix_and_reuses_stages(tmp_path):
     assert sum(line.startswith('| ') for line in markdown.splitlines()) == 2 + len(STAGES)
     assert 'mIoU' in markdown
     assert (work / 'matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    # The fine-tuned rows really started from the pre-training checkpoint.
+    # The fine-tuned rows read their own pre-training's checkpoint: ConvNeXt's loader, MMEngine's
+    # Pretrained init (ResNet) and MMDetection's/MMSegmentation's Swin each log the file.
     for stage in STAGES:
         if stage.init_from:
             log = (work / 'logs' / f'{stage.key}.log').read_text()
-            assert stage.init_from in log and 'loaded' in log, stage.key
+            loaded = (r'(loaded \d+/\d+ tensors from|load backbone\. in model from:|Loads '
+                      r'checkpoint by \w+ backend from path:) ' + re.escape(
+                          f'{work}/{stage.init_from}/epoch_1.pth'))
+            assert re.search(loaded, log), stage.key
 
     table = (work / 'matrix.csv').read_text()
     second = run_tool(args, timeout=600).stdout
@@ -146,3 +229,35 @@ def test_reduced_demo_builds_the_matrix_and_reuses_stages(tmp_path):
     lines = len(STAGES) + 4  # the heading, the table, the line after
     assert first.split("[demo] the matrix")[1].splitlines()[:lines] == \
         second.split("[demo] the matrix")[1].splitlines()[:lines]
+
+
+@pytest.mark.slow
+def test_reduced_demo_with_seeds_gives_mean_and_spread(tmp_path):
+    """``seeds=2`` on the ResNet chain (pre-training, Mask R-CNN, UperNet): the second seed trains
+    its own chain under seed1/, and the matrix holds each cell's mean over the two seeds with
+    its spread; the one-seed CSV's columns stay, in order."""
+    stages = [s for s in STAGES if 'resnet' in s.key]
+    work, data = tmp_path / 'demo', tmp_path / 'shapes'
+    run_demo(str(work), str(data), reduced=True, stages=stages, seeds=2)
+    for stage in stages:
+        for key in (stage.key, f'seed1/{stage.key}'):
+            assert (work / key / 'demo_stage.json').exists(), key
+    log = (work / 'logs' / 'seed1' / 'mask_rcnn_resnet_pretrained.log').read_text()
+    assert 'randomness = dict(seed=1)' in log
+    assert f'load backbone. in model from: {work}/seed1/pretrain_resnet/' in log
+    with open(work / 'matrix.csv') as f:
+        reader = csv.DictReader(f)
+        rows, fields = list(reader), reader.fieldnames
+    one_seed = ['model', 'params_m', 'gflops', 'top1', 'box_ap', 'mask_ap', 'miou',
+                'train_time_s', 'iters', 'work_dir']
+    assert [f for f in fields if f in one_seed] == one_seed
+    assert {'top1_std', 'top1_min', 'top1_max', 'miou_min', 'seeds'} <= set(fields)
+    top1 = [read_run(str(d / 'pretrain_resnet')).values['top1'] for d in (work, work / 'seed1')]
+    first = rows[0]
+    assert first['seeds'] == '2'
+    assert float(first['top1']) == pytest.approx(sum(top1) / 2)
+    assert float(first['top1_min']) == pytest.approx(min(top1))
+    assert float(first['top1_max']) == pytest.approx(max(top1))
+    markdown = (work / 'matrix.md').read_text()
+    assert f'({min(top1):.1f}-{max(top1):.1f})' in markdown
+    assert (work / 'matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

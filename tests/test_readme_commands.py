@@ -76,7 +76,7 @@ HELP = {
 }
 
 NOT_RUN = {
-    # The demo trains nine models (about 15 min); tests/test_demo.py runs its --reduced path.
+    # The demo trains eleven models (about 14 min); tests/test_demo.py runs its --reduced path.
     'make demo': 'long training',
     # The internet (tests/test_hub.py fetches through a local server instead).
     'python tools/download.py convnext_tiny_1k_224 cascade_convnext_t': 'downloads 0.5 GB',

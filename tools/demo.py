@@ -1,12 +1,15 @@
 """`make demo`: the paper's evaluation matrix in miniature, on the synthetic shapes data.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data data/shapes] [--jobs 2] [--reduced]
+                         [--seeds N]
 
 Writes the shapes data, trains every stage of ``STAGES`` in tools/demo_lib/stages.py (real
 tools/train.py processes, two at a time, one thread each, evaluated with the real evaluators),
 and writes the matrix to WORK_DIR/matrix.{md,csv,png}. A finished stage is reused; an
 interrupted one resumes from its last checkpoint. `--reduced` runs the same code path with a few
-iterations per stage.
+iterations per stage. `--seeds N` trains every stage under seeds 0..N-1 (each fine-tuning from
+its own seed's pre-training; seed 0 is the one-seed run, so its finished stages are reused) and
+writes each cell's mean with its spread (std, min, max).
 """
 import argparse
 import os.path as osp
@@ -27,12 +30,19 @@ def parse_args(argv=None):
                         help='training runs at once (one CPU thread each)')
     parser.add_argument('--reduced', action='store_true',
                         help='a few iterations per stage: the same code path, in minutes')
-    return parser.parse_args(argv)
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='replicates of every stage (seeds 0..N-1); the matrix gives the '
+                        'mean and spread of each cell')
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    run_demo(args.work_dir, args.data, jobs=args.jobs, reduced=args.reduced)
+    run_demo(args.work_dir, args.data, jobs=args.jobs, reduced=args.reduced,
+             seeds=args.seeds)
 
 
 if __name__ == '__main__':

@@ -206,6 +206,52 @@ def matrix_rows(runs: Sequence[RunResult], complexity: bool = True,
     return rows
 
 
+#: Columns a multi-seed row gets spread figures for (``c_std``, ``c_min``, ``c_max``).
+SPREAD_COLUMNS = tuple(c for c, _, _ in METRICS) + ('train_time_s', )
+SPREAD_SUFFIXES = ('_std', '_min', '_max')
+
+
+def aggregate_seeds(per_seed: Sequence[Sequence[dict]]) -> List[dict]:
+    """Rows of the same runs under several seeds as one table: the mean in each column, the
+    spread beside it.
+
+    Args:
+        per_seed: One list of :func:`matrix_rows` per seed, each with the same models in the
+            same order.
+
+    Returns:
+        The first seed's rows (params, GFLOPs, work dir, paper columns) with each column of
+        :data:`SPREAD_COLUMNS` replaced by its mean over the seeds that have it, plus ``c_std``
+        (sample standard deviation; 0 for one value), ``c_min``, ``c_max`` and ``seeds``.
+
+    Raises:
+        ValueError: No seed, or seeds whose rows name different models.
+    """
+    if not per_seed:
+        raise ValueError('aggregate_seeds: no seed given')
+    models = [r['model'] for r in per_seed[0]]
+    for n, rows in enumerate(per_seed[1:], 1):
+        if [r['model'] for r in rows] != models:
+            raise ValueError(f'aggregate_seeds: seed {n} has the rows '
+                             f'{[r["model"] for r in rows]}, seed 0 has {models}')
+    out = []
+    for i, first in enumerate(per_seed[0]):
+        row = dict(first, seeds=len(per_seed))
+        for column in SPREAD_COLUMNS:
+            values = [rows[i][column] for rows in per_seed if rows[i].get(column) is not None]
+            if not values:
+                continue
+            mean = sum(values) / len(values)
+            var = (sum((v - mean)**2 for v in values) / (len(values) - 1)
+                   if len(values) > 1 else 0.)
+            row.update({column: mean, f'{column}_std': math.sqrt(var),
+                        f'{column}_min': min(values), f'{column}_max': max(values)})
+            if f'{column}_paper' in row:
+                row[f'{column}_diff'] = _diff(mean, row[f'{column}_paper'], False)
+        out.append(row)
+    return out
+
+
 def _fmt(value, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return '-'
@@ -221,13 +267,17 @@ def _fmt(value, column: str) -> str:
 
 
 def format_markdown(rows: Sequence[dict]) -> str:
-    """The table as Markdown: a cell reads ``ours`` or ``ours (paper P, diff)``."""
+    """The table as Markdown: a cell reads ``ours`` or ``ours (paper P, diff)``; rows of
+    several seeds (:func:`aggregate_seeds`) read ``mean (min-max)``."""
     lines = ['| ' + ' | '.join(h for _, h in COLUMNS) + ' |',
              '|' + '|'.join('---' for _ in COLUMNS) + '|']
     for row in rows:
         cells = []
         for column, _ in COLUMNS:
             cell = _fmt(row.get(column), column)
+            if f'{column}_min' in row and row.get('seeds', 1) > 1:
+                cell += (f' ({_fmt(row[f"{column}_min"], column)}-'
+                         f'{_fmt(row[f"{column}_max"], column)})')
             if f'{column}_paper' in row:
                 diff = row[f'{column}_diff']
                 unit = '%' if column in ('params_m', 'gflops') else ''
@@ -240,14 +290,16 @@ def format_markdown(rows: Sequence[dict]) -> str:
 
 def csv_fields(rows: Sequence[dict]) -> List[str]:
     """CSV columns: the table's, each followed by its paper/diff columns when any row has
-    them, then ``iters`` and ``work_dir``."""
+    them (and, for rows of several seeds, its ``_std``/``_min``/``_max``), then ``iters`` and
+    ``work_dir`` (and ``seeds``)."""
+    several = any(r.get('seeds', 1) > 1 for r in rows)
     fields = []
     for column, _ in COLUMNS:
         fields.append(column)
-        for suffix in ('_paper', '_diff'):
+        for suffix in ('_paper', '_diff') + (SPREAD_SUFFIXES if several else ()):
             if any(f'{column}{suffix}' in r for r in rows):
                 fields.append(f'{column}{suffix}')
-    return fields + ['iters', 'work_dir']
+    return fields + ['iters', 'work_dir'] + (['seeds'] if several else [])
 
 
 def write_csv(rows: Sequence[dict], path: str) -> None:
@@ -272,8 +324,9 @@ def plot_matrix(runs: Sequence[RunResult], rows: Sequence[dict], path: str) -> N
     """A PNG: the learning curves of the runs (loss vs iteration) and the metric bars.
 
     Args:
-        runs: The runs (for the curves).
-        rows: Their :func:`matrix_rows` (for the bars), in the same order.
+        runs: The runs (for the curves: one seed's when the rows aggregate several).
+        rows: Their :func:`matrix_rows` or :func:`aggregate_seeds` (for the bars, with
+            min-max whiskers for several seeds), in the same order.
         path: Output PNG.
     """
     import matplotlib
@@ -291,11 +344,20 @@ def plot_matrix(runs: Sequence[RunResult], rows: Sequence[dict], path: str) -> N
     width = 0.8 / max(1, len(rows))
     for i, row in enumerate(rows):
         xs = [j + i * width for j in range(len(metrics))]
-        bars.bar(xs, [row.get(c) or 0. for c in metrics], width, label=row['model'])
+        spread = None
+        if row.get('seeds', 1) > 1:  # min-max whiskers around the mean
+            spread = [[(row.get(c) or 0.) - row.get(f'{c}_min', row.get(c) or 0.)
+                       for c in metrics],
+                      [row.get(f'{c}_max', row.get(c) or 0.) - (row.get(c) or 0.)
+                       for c in metrics]]
+        bars.bar(xs, [row.get(c) or 0. for c in metrics], width, yerr=spread, capsize=2,
+                 label=row['model'])
     headers = dict(COLUMNS)
     bars.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))],
                     [headers[c] for c in metrics])
-    bars.set(ylabel='percent', title='metrics')
+    seeds = max((r.get('seeds', 1) for r in rows), default=1)
+    bars.set(ylabel='percent', title='metrics' if seeds == 1 else
+             f'metrics: mean of {seeds} seeds, min-max')
     if rows:
         bars.legend(fontsize=7)
     fig.tight_layout()
@@ -305,6 +367,7 @@ def plot_matrix(runs: Sequence[RunResult], rows: Sequence[dict], path: str) -> N
 
 
 __all__ = [
-    'METRICS', 'COLUMNS', 'RunResult', 'find_config', 'read_run', 'matrix_rows',
+    'METRICS', 'COLUMNS', 'SPREAD_COLUMNS', 'RunResult', 'find_config', 'read_run',
+    'matrix_rows', 'aggregate_seeds',
     'format_markdown', 'csv_fields', 'write_csv', 'write_markdown', 'plot_matrix'
 ]

@@ -124,12 +124,20 @@ class ImageClassifier(BaseModel):
     holds every key a detection/segmentation backbone of the same arch has, with the values
     those norms would start from anyway.
 
+    Other dense backbones (MMDetection's or MMSegmentation's ``ResNet`` and
+    ``SwinTransformer``, e.g. ``type='mmdet.ResNet'``) are used as they are: the last map of
+    their output tuple is pooled, and ``head.in_channels`` must be given. Their checkpoint has
+    the same ``backbone.*`` layout, so it initialises their detection/segmentation configs
+    (``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
+
     Args:
         backbone: Config of a backbone keeping the contract of
             :class:`backbones.models.base.Backbone` (ConvNeXt, ConvNeXtIsotropic,
-            ModernizedResNet): the last map of ``forward_features`` is pooled.
+            ModernizedResNet): the last map of ``forward_features`` is pooled; or of any
+            backbone whose forward returns a tuple of ``(N, C, H, W)`` maps.
         head: :class:`LinearClsHead` config; ``in_channels`` defaults to the backbone's
-            ``num_features`` and ``pre_norm`` to its ``final_norm``.
+            ``num_features`` and ``pre_norm`` to its ``final_norm`` (to True for other
+            backbones).
         data_preprocessor: Data preprocessor config (default :class:`ClsDataPreprocessor`).
         init_cfg: MMEngine init config; a ``Pretrained`` one loads whole classifiers of any
             format (converted on load).
@@ -148,19 +156,24 @@ class ImageClassifier(BaseModel):
         data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        if not isinstance(self.backbone, Backbone):
-            raise TypeError(f'ImageClassifier: {type(self.backbone).__name__} does not keep the '
-                            'backbone contract (backbones.models.base.Backbone)')
+        self.own_backbone = isinstance(self.backbone, Backbone)
         head = dict(head)
         head.setdefault('type', 'LinearClsHead')
-        head.setdefault('in_channels', self.backbone.num_features)
-        # Roadmap steps before BN -> LN have no final LayerNorm.
-        head.setdefault('pre_norm', self.backbone.final_norm)
+        if self.own_backbone:
+            head.setdefault('in_channels', self.backbone.num_features)
+            # Roadmap steps before BN -> LN have no final LayerNorm.
+            head.setdefault('pre_norm', self.backbone.final_norm)
+        elif 'in_channels' not in head:
+            raise ValueError(f'ImageClassifier: head.in_channels is needed for a '
+                             f'{type(self.backbone).__name__} backbone (the channels of its '
+                             'last output map); only backbones of this package report them')
         self.head = MODELS.build(head)
-        for name, module in self.backbone.named_children():
-            if OUTPUT_NORM.match(name):
-                module.requires_grad_(False)
-        self._register_load_state_dict_pre_hook(self._convert_foreign_state_dict)
+        if self.own_backbone:
+            for name, module in self.backbone.named_children():
+                if OUTPUT_NORM.match(name):
+                    module.requires_grad_(False)
+            # Foreign formats (official, timm, mmpretrain) exist for this package's backbones.
+            self._register_load_state_dict_pre_hook(self._convert_foreign_state_dict)
 
     @staticmethod
     def _convert_foreign_state_dict(state_dict, prefix, *args) -> None:
@@ -177,7 +190,14 @@ class ImageClassifier(BaseModel):
 
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """Globally pooled last-stage features ``(N, C)``."""
-        features = self.backbone.forward_features(inputs)[-1]
+        if self.own_backbone:
+            features = self.backbone.forward_features(inputs)[-1]
+        else:
+            outputs = self.backbone(inputs)
+            if not isinstance(outputs, (tuple, list)) or not outputs or outputs[-1].dim() != 4:
+                raise TypeError(f'ImageClassifier: {type(self.backbone).__name__} must return a '
+                                'tuple of (N, C, H, W) maps')
+            features = outputs[-1]
         return features.mean((2, 3))
 
     def forward(self,

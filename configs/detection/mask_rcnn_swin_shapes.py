@@ -1,8 +1,9 @@
 # Demo comparison row: the shapes Mask R-CNN (mask_rcnn_convnext_atto_shapes.py) on a Swin
 # Transformer of similar cost (../_base_/demo_backbones.py: Swin-T's depths at a third of its
-# width, 3.1M parameters against ConvNeXt-atto's 3.4M), from scratch. Same data, schedule and
-# optimizer; only the backbone, the neck's input widths and Swin's usual exemption of position
-# tables and norms from weight decay change.
+# width, 3.1M parameters against ConvNeXt-atto's 3.4M). Same data, schedule and optimizer; only
+# the backbone, the neck's input widths and Swin's usual exemption of position tables and norms
+# from weight decay change. From scratch as it stands; the demo starts it from
+# configs/classification/swin_shapes.py (init_cfg Pretrained).
 #   python tools/train.py configs/detection/mask_rcnn_swin_shapes.py
 _base_ = ['./mask_rcnn_convnext_atto_shapes.py', '../_base_/demo_backbones.py']
 

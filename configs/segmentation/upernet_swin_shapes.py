@@ -1,8 +1,9 @@
 # Demo comparison row: the shapes UperNet (upernet_convnext_atto_shapes.py) on a Swin
 # Transformer of similar cost (../_base_/demo_backbones.py: Swin-T's depths at a third of its
-# width, 3.1M parameters against ConvNeXt-atto's 3.4M), from scratch. Same data, schedule and
-# optimizer (without ConvNeXt's layer-wise lr decay; with Swin's usual exemption of position
-# tables and norms from weight decay).
+# width, 3.1M parameters against ConvNeXt-atto's 3.4M). Same data, schedule and optimizer
+# (without ConvNeXt's layer-wise lr decay; with Swin's usual exemption of position tables and
+# norms from weight decay). From scratch as it stands; the demo starts it from
+# configs/classification/swin_shapes.py (init_cfg Pretrained).
 #   python tools/train.py configs/segmentation/upernet_swin_shapes.py
 _base_ = ['./upernet_convnext_atto_shapes.py', '../_base_/demo_backbones.py']
 

@@ -10,13 +10,13 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from backbones.analysis.results import (format_markdown, matrix_rows, plot_matrix, read_run,
-                                        write_csv, write_markdown)
+from backbones.analysis.results import (aggregate_seeds, format_markdown, matrix_rows, plot_matrix,
+                                        read_run, write_csv, write_markdown)
 from backbones.datasets import GENERATOR_FILE
 from backbones.engine import read_last_checkpoint
 from .pictures import draw_detections, draw_segmentation, trivial_segmentation, val_images
 from .stages import (CLS_DATA, DET_DATA, SEG_DATA, SEG_NUM_CLASSES, STAGES, TRIVIAL_SEG_LABEL,
-                     Stage, stage_table)
+                     Stage, seeded, stage_table)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MARKER = 'demo_stage.json'
@@ -55,10 +55,13 @@ def length_options(stage: Stage, reduced: bool) -> List[str]:
 
 
 def init_options(checkpoint: str) -> List[str]:
-    """``--cfg-options`` that start the backbone from ``checkpoint`` (demo configs have
-    ``init_cfg=None``, replaced whole)."""
+    """``--cfg-options`` that start the backbone from the ``backbone.*`` keys of the classifier
+    ``checkpoint`` (demo configs have ``init_cfg=None``, replaced whole). ``prefix`` is read by
+    MMEngine's Pretrained init (MMDetection's ResNet) and by ConvNeXt; MMDetection's and
+    MMSegmentation's Swin take the ``backbone.*`` keys themselves."""
     return ['model.backbone.init_cfg._delete_=True', 'model.backbone.init_cfg.type=Pretrained',
-            f'model.backbone.init_cfg.checkpoint={checkpoint}']
+            f'model.backbone.init_cfg.checkpoint={checkpoint}',
+            'model.backbone.init_cfg.prefix=backbone.']
 
 
 def final_checkpoint(work_dir: str) -> str:
@@ -136,7 +139,8 @@ def run_stage(stage: Stage, work: str, data: str, reduced: bool, progress: Progr
     resuming = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     if resuming:
         cmd.append('--resume')
-    options = data_options(stage, data) + length_options(stage, reduced)
+    options = (data_options(stage, data) + length_options(stage, reduced)
+               + [f'randomness.seed={stage.seed}'])
     if init_checkpoint:
         cmd.append('--allow-new-keys')
         options += init_options(init_checkpoint)
@@ -305,20 +309,27 @@ def make_data(data: str) -> None:
     print(f'[demo] data: written to {data} in {time.time() - start:.0f} s', flush=True)
 
 
-def write_matrix(stages: Sequence[Stage], work: str, data: str) -> str:
-    """Read every stage's run, write WORK/matrix.{md,csv,png} (with the trivial segmentation
-    baseline as the last row when there are segmentation stages); return the Markdown table."""
-    runs = []
-    for stage in stages:
-        run = read_run(osp.join(work, stage.key))
-        run.name = stage.label
-        runs.append(run)
-    if any(stage.data == SEG_DATA for stage in stages):
-        runs.append(trivial_segmentation(data, SEG_NUM_CLASSES, TRIVIAL_SEG_LABEL))
-    rows = matrix_rows(runs, shape=MATRIX_SHAPE)
+def write_matrix(stages: Sequence[Stage], work: str, data: str, seeds: int = 1) -> str:
+    """Read every stage's run (of each seed), write WORK/matrix.{md,csv,png} (with the trivial
+    segmentation baseline as the last row when there are segmentation stages); return the
+    Markdown table. With ``seeds`` > 1 each cell is the mean over the seeds with its spread
+    (:func:`~backbones.analysis.results.aggregate_seeds`); the curves are seed 0's."""
+    per_seed, curves = [], []
+    for seed in range(seeds):
+        runs = []
+        for stage in seeded(stages, seed):
+            run = read_run(osp.join(work, stage.key))
+            run.name = stage.label
+            runs.append(run)
+        if any(stage.data == SEG_DATA for stage in stages):
+            runs.append(trivial_segmentation(data, SEG_NUM_CLASSES, TRIVIAL_SEG_LABEL))
+        # Params and FLOPs are the same for every seed: counted once.
+        per_seed.append(matrix_rows(runs, complexity=seed == 0, shape=MATRIX_SHAPE))
+        curves = curves or runs
+    rows = per_seed[0] if seeds == 1 else aggregate_seeds(per_seed)
     write_markdown(rows, osp.join(work, 'matrix.md'))
     write_csv(rows, osp.join(work, 'matrix.csv'))
-    plot_matrix(runs, rows, osp.join(work, 'matrix.png'))
+    plot_matrix(curves, rows, osp.join(work, 'matrix.png'))
     return format_markdown(rows)
 
 
@@ -338,7 +349,7 @@ def draw_pictures(stages: Sequence[Stage], work: str, data: str) -> List[str]:
 
 
 def run_demo(work: str, data: str, jobs: int = 2, reduced: bool = False,
-             stages: Sequence[Stage] = STAGES) -> None:
+             stages: Sequence[Stage] = STAGES, seeds: int = 1) -> None:
     """The whole demo: data, every stage (``jobs`` at a time, one thread each), the matrix.
 
     Args:
@@ -347,8 +358,14 @@ def run_demo(work: str, data: str, jobs: int = 2, reduced: bool = False,
         jobs: Training runs at once.
         reduced: A few iterations per stage (the same code path, in minutes).
         stages: The stages to run (default: :data:`STAGES`).
+        seeds: Replicates of every stage, seeds ``0 .. seeds-1`` (:func:`seeded`: seed 0 in
+            ``WORK/<key>``, the others in ``WORK/seed<s>/<key>``); the matrix gives each cell's
+            mean and spread when there are several.
     """
-    table = stage_table(tuple(stages))
+    if seeds < 1:
+        raise ValueError(f'--seeds must be at least 1, got {seeds}')
+    base = list(stage_table(tuple(stages)).values())
+    table = {s.key: s for seed in range(seeds) for s in seeded(base, seed)}
     work, data = osp.abspath(work), osp.abspath(data)
     start = time.time()
     os.makedirs(work, exist_ok=True)
@@ -366,10 +383,11 @@ def run_demo(work: str, data: str, jobs: int = 2, reduced: bool = False,
                                  f'min: {shown}')
 
     run_all(list(table.values()), train, jobs)
-    table_md = write_matrix(list(table.values()), work, data)
-    pictures = draw_pictures(list(table.values()), work, data)
+    table_md = write_matrix(base, work, data, seeds)
+    pictures = draw_pictures(base, work, data)
+    spread = '' if seeds == 1 else f'; mean (min-max) of {seeds} seeds'
     print(f'\n[demo] the matrix on the shapes val splits (params and GFLOPs at '
-          f'{MATRIX_SHAPE[0]}x{MATRIX_SHAPE[1]}):')
+          f'{MATRIX_SHAPE[0]}x{MATRIX_SHAPE[1]}{spread}):')
     print(table_md)
     print(f'[demo] written: {work}/matrix.md, matrix.csv, matrix.png and {len(pictures)} '
           f'pictures of predictions in {work}/pictures ({(time.time() - start) / 60:.1f} min in '

@@ -5,7 +5,7 @@ README's demo table are checked against it. Adding a row to the demo means addin
 :class:`Stage` here (and its config).
 """
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 DET_DATA, SEG_DATA, CLS_DATA = 'det', 'seg', 'cls'
 
@@ -25,6 +25,7 @@ class Stage:
             (a pre-training stage), or None to train from scratch.
         minutes: Rough single-thread duration on the 2-core machine, for scheduling the
             longest ready stage first.
+        seed: MMEngine's ``randomness.seed`` of the run (see :func:`seeded`).
     """
 
     key: str
@@ -35,45 +36,65 @@ class Stage:
     reduced: int = 2
     init_from: Optional[str] = None
     minutes: float = 1.0
+    seed: int = 0
 
 
-_DET, _CASCADE, _SEG = ('configs/detection/mask_rcnn_{}_shapes.py',
-                        'configs/detection/cascade_{}_shapes.py',
-                        'configs/segmentation/upernet_{}_shapes.py')
-_PRE = 'pretrain_convnext_atto'
+_DET, _CASCADE, _SEG, _CLS = ('configs/detection/mask_rcnn_{}_shapes.py',
+                              'configs/detection/cascade_{}_shapes.py',
+                              'configs/segmentation/upernet_{}_shapes.py',
+                              'configs/classification/{}_shapes.py')
+#: The demo's backbones: (config name, row name, pre-training key).
+_BACKBONES = (('convnext_atto', 'ConvNeXt-atto', 'pretrain_convnext_atto'),
+              ('resnet', 'ResNet-18 (half width)', 'pretrain_resnet'),
+              ('swin', 'Swin (embed 32)', 'pretrain_swin'))
+_CLS_MINUTES = dict(convnext_atto=2.4, resnet=1.5, swin=2.4)
+_DET_MINUTES = dict(convnext_atto=2.5, resnet=2.5, swin=2.5)
+_SEG_MINUTES = dict(convnext_atto=2.7, resnet=2.2, swin=2.8)
+#: Training lengths: classifier epochs, detector and UperNet iterations. UperNet needs its 400
+#: iterations (200 gave 40 mIoU, 400 gave 51); the classifiers train 6 of their config's 8
+#: epochs and the detectors 200 of 300 iterations to keep ``make demo`` under 15 minutes.
+CLS_EPOCHS, DET_ITERS, SEG_ITERS = 6, 200, 400
 
-#: The demo, in the matrix's row order: ConvNeXt-atto pre-trained on crops of the shapes scenes
-#: and fine-tuned; one ConvNeXt row from scratch (detection) to show the gain; a classic ResNet
-#: and a Swin of similar cost under the same recipe, from scratch. All on the easy scenes
-#: (``make_shapes.py --easy``; README). UperNet needs its 400 iterations (200 gave 40 mIoU,
-#: 400 gave 51), so the detectors train 250 instead of 300 to keep the demo under 15 minutes.
+#: The demo, in the matrix's row order: each backbone pre-trained by the classification
+#: sub-tool on crops of the shapes scenes (one recipe for the three), then Mask R-CNN and
+#: UperNet fine-tuned from its checkpoint; Cascade Mask R-CNN on ConvNeXt; one ConvNeXt row from
+#: scratch to show what the pre-training adds. All on the easy scenes (``make_shapes.py --easy``).
 STAGES: Tuple[Stage, ...] = (
-    Stage(_PRE, 'Classifier, ConvNeXt-atto (pre-training on crops of the scenes)',
-          'configs/classification/convnext_atto_shapes.py', CLS_DATA, length=8, reduced=1,
-          minutes=2.8),
-    Stage('mask_rcnn_convnext_atto_pretrained', 'Mask R-CNN, ConvNeXt-atto, pre-trained',
-          _DET.format('convnext_atto'), DET_DATA, length=250, init_from=_PRE, minutes=3.0),
+    *(Stage(pre, f'Classifier, {name} (pre-training on crops of the scenes)', _CLS.format(arch),
+            CLS_DATA, length=CLS_EPOCHS, reduced=1, minutes=_CLS_MINUTES[arch])
+      for arch, name, pre in _BACKBONES),
+    *(Stage(f'mask_rcnn_{arch}_pretrained', f'Mask R-CNN, {name}, pre-trained',
+            _DET.format(arch), DET_DATA, length=DET_ITERS, init_from=pre,
+            minutes=_DET_MINUTES[arch])
+      for arch, name, pre in _BACKBONES),
     Stage('mask_rcnn_convnext_atto_scratch', 'Mask R-CNN, ConvNeXt-atto, from scratch',
-          _DET.format('convnext_atto'), DET_DATA, length=250, minutes=2.9),
-    Stage('mask_rcnn_resnet_scratch', 'Mask R-CNN, ResNet-18 (half width), from scratch',
-          _DET.format('resnet'), DET_DATA, length=250, minutes=2.7),
-    Stage('mask_rcnn_swin_scratch', 'Mask R-CNN, Swin (embed 32), from scratch',
-          _DET.format('swin'), DET_DATA, length=250, minutes=3.4),
+          _DET.format('convnext_atto'), DET_DATA, length=DET_ITERS, minutes=2.5),
     Stage('cascade_convnext_atto_pretrained', 'Cascade Mask R-CNN, ConvNeXt-atto, pre-trained',
-          _CASCADE.format('convnext_atto'), DET_DATA, length=250, init_from=_PRE,
-          minutes=4.1),
-    Stage('upernet_convnext_atto_pretrained', 'UperNet, ConvNeXt-atto, pre-trained',
-          _SEG.format('convnext_atto'), SEG_DATA, length=400, init_from=_PRE, minutes=2.5),
-    Stage('upernet_resnet_scratch', 'UperNet, ResNet-18 (half width), from scratch',
-          _SEG.format('resnet'), SEG_DATA, length=400, minutes=2.1),
-    Stage('upernet_swin_scratch', 'UperNet, Swin (embed 32), from scratch', _SEG.format('swin'),
-          SEG_DATA, length=400, minutes=3.1),
+          _CASCADE.format('convnext_atto'), DET_DATA, length=DET_ITERS,
+          init_from='pretrain_convnext_atto', minutes=3.5),
+    *(Stage(f'upernet_{arch}_pretrained', f'UperNet, {name}, pre-trained', _SEG.format(arch),
+            SEG_DATA, length=SEG_ITERS, init_from=pre, minutes=_SEG_MINUTES[arch])
+      for arch, name, pre in _BACKBONES),
 )
 
 #: The matrix's last row: the mIoU of calling every pixel background (the UperNet rows' floor).
 TRIVIAL_SEG_LABEL = 'UperNet task, trivial baseline: every pixel background'
 #: Classes of the segmentation demo's label maps (background included).
 SEG_NUM_CLASSES = 4
+
+
+def seeded(stages: Sequence[Stage], seed: int) -> Tuple[Stage, ...]:
+    """The stages of one seed's replicate: seed 0 is ``stages`` themselves (work dirs
+    ``WORK/<key>``); seed ``s`` > 0 trains the same chain under ``WORK/seed<s>/<key>``, each
+    fine-tuning starting from that seed's own pre-training."""
+    if seed < 0:
+        raise ValueError(f'seed must be >= 0, got {seed}')
+    if seed == 0:
+        return tuple(stages)
+    prefix = f'seed{seed}/'
+    return tuple(dataclasses.replace(
+        s, key=prefix + s.key, seed=seed,
+        init_from=None if s.init_from is None else prefix + s.init_from) for s in stages)
 
 
 def stage_table(stages: Tuple[Stage, ...] = STAGES) -> Dict[str, Stage]:
