@@ -314,6 +314,9 @@ def write_matrix(stages: Sequence[Stage], work: str, data: str, seeds: int = 1) 
     segmentation baseline as the last row when there are segmentation stages); return the
     Markdown table. With ``seeds`` > 1 each cell is the mean over the seeds with its spread
     (:func:`~backbones.analysis.results.aggregate_seeds`); the curves are seed 0's."""
+    # The trivial baseline reads every val label map; it is the same for every seed.
+    trivial = ([trivial_segmentation(data, SEG_NUM_CLASSES, TRIVIAL_SEG_LABEL)]
+               if any(stage.data == SEG_DATA for stage in stages) else [])
     per_seed, curves = [], []
     for seed in range(seeds):
         runs = []
@@ -321,8 +324,7 @@ def write_matrix(stages: Sequence[Stage], work: str, data: str, seeds: int = 1) 
             run = read_run(osp.join(work, stage.key))
             run.name = stage.label
             runs.append(run)
-        if any(stage.data == SEG_DATA for stage in stages):
-            runs.append(trivial_segmentation(data, SEG_NUM_CLASSES, TRIVIAL_SEG_LABEL))
+        runs += trivial
         # Params and FLOPs are the same for every seed: counted once.
         per_seed.append(matrix_rows(runs, complexity=seed == 0, shape=MATRIX_SHAPE))
         curves = curves or runs
