@@ -23,7 +23,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone
 
 import backbones  # noqa: E402,F401
-from backbones.engine import finish_distributed  # noqa: E402
+from backbones.engine import exit_distributed_rank, finish_distributed  # noqa: E402
 from backbones.engine.cli import (add_dump_metric, build_runner, config_from_args,  # noqa: E402
                                   enable_tta, enable_visualization, parse_tool_args, strip_training,
                                   tool_parser)
@@ -92,3 +92,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+    exit_distributed_rank()  # after main() returned: skips the C++ teardown of a rank

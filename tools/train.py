@@ -9,8 +9,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone
 
 import backbones  # noqa: E402,F401  (registers our modules, safe checkpoint I/O)
-from backbones.engine import (check_checkpoint_intact, fetch_pretrained,  # noqa: E402
-                              find_resume_checkpoint, finish_distributed, use_resumable_loops)
+from backbones.engine import (check_checkpoint_intact, exit_distributed_rank,  # noqa: E402
+                              fetch_pretrained, find_resume_checkpoint, finish_distributed,
+                              use_resumable_loops)
 from backbones.engine.cli import (build_runner, config_from_args, parse_tool_args,  # noqa: E402
                                   tool_parser)
 
@@ -50,3 +51,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+    exit_distributed_rank()  # after main() returned: skips the C++ teardown of a rank

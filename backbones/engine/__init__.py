@@ -6,8 +6,8 @@ EMA evaluated beside the raw weights (:mod:`.ema`) and lr scaling by the effecti
 from backbones.checkpoint.io import (ALLOWED_GLOBALS, CorruptCheckpointError, UnsafeCheckpointError,
                                      load_checkpoint_file, plain_checkpoint,
                                      remove_stale_temporaries, save_checkpoint_atomic)
-from .cli import (fetch_pretrained, finish_distributed, merge_cli, prepare_distributed,
-                  revert_sync_bn_if_single, validate_cfg_options)
+from .cli import (exit_distributed_rank, fetch_pretrained, finish_distributed, merge_cli,
+                  prepare_distributed, revert_sync_bn_if_single, validate_cfg_options)
 from .ema import ModelEMAHook
 from .hooks import (CheckpointMatchHook, CheckpointMismatchError, ImageCheckHook,
                     NonFiniteLossError, NonFiniteLossHook, SkippedImagesReportHook,
@@ -20,7 +20,8 @@ from .runner import EffectiveBatchRunner, effective_batch_size
 __all__ = [
     'ALLOWED_GLOBALS', 'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
     'plain_checkpoint', 'remove_stale_temporaries', 'save_checkpoint_atomic',
-    'fetch_pretrained', 'finish_distributed', 'merge_cli', 'prepare_distributed',
+    'exit_distributed_rank', 'fetch_pretrained', 'finish_distributed', 'merge_cli',
+    'prepare_distributed',
     'revert_sync_bn_if_single', 'validate_cfg_options',
     'CheckpointMatchHook', 'CheckpointMismatchError', 'ImageCheckHook', 'NonFiniteLossError',
     'NonFiniteLossHook',
