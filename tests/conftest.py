@@ -1,5 +1,6 @@
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -16,6 +17,13 @@ def tool_env(**extra):
     env.setdefault('OMP_NUM_THREADS', '2')
     env.update(extra)
     return env
+
+
+def free_port():
+    """A TCP port free on this machine now (for a torchrun rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def run_tool(args, timeout=600, check=True, **env):
@@ -65,7 +73,12 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_report_header(config):
     reason = cuda_skip_reason()
-    return f'gpu tests: {"run" if reason is None else "skipped, " + reason}'
+    # Build our C++ depthwise-gradient kernel (or find it cached) once, here: not inside a
+    # test process that another test kills on purpose while it would hold the build lock.
+    from backbones.models.dwconv import _extension
+    built = _extension() is not None
+    return [f'gpu tests: {"run" if reason is None else "skipped, " + reason}',
+            f'depthwise weight-gradient kernel: {"built" if built else "NOT built (see warning)"}']
 
 
 class MakesAFile:

@@ -2,6 +2,7 @@
 import json
 import os.path as osp
 
+import pytest
 from conftest import run_tool
 
 
@@ -28,11 +29,26 @@ def test_compare_timm_writes_the_record(tmp_path):
     assert record['results']['ours']['settings']['fast'] is True
     assert record['results']['timm']['settings'] == dict(name='timm', dtype='fp32',
                                                          channels_last=False, compile=False,
-                                                         fast=False)
+                                                         fast=False, freeze=False)
     for res in record['results'].values():
         assert res['images_per_s']['median'] > 0 and len(res['times_s']) == 1
         assert res['latency_ms']['median'] > 0
         assert res['peak_memory_mib'] is not None and res['peak_memory_mib'] >= 0
+    # The roofline: fp32 and bf16 GEMMs timed in the same round, every model's fraction of
+    # its dtype's rate; MACs are the analyzer's count of the preset at this input.
+    roof = record['roofline']
+    assert set(roof['gemm']) == {'fp32', 'bf16'} and roof['passes'] == 1
+    assert 1e6 < roof['macs_per_image'] < 1e8
+    for name, res in record['results'].items():
+        model = roof['models'][name]
+        gemm_time = roof['gemm'][model['dtype']]['times_s'][0]
+        mac_s = res['images_per_s']['median'] * roof['macs_per_image']
+        assert abs(model['fraction'] - mac_s * gemm_time / roof['gemm_side']**3) < 1e-6
+    assert 'of fp32' in proc.stdout and 'matmul peak' in proc.stdout
+    # Fidelity of our variants to the plain fp32 path (the plain path itself: exact).
+    assert record['fidelity']['ours-plain']['rel_l2_error'] == 0.
+    assert record['fidelity']['ours']['top1_agreement'] == 1.
+    assert record['fidelity']['ours']['rel_l2_error'] < 1e-4  # fp32 fast path
     # One round: the per-round ratio and the ratio of medians are the same number.
     ratio = record['ratios']['ours/timm']
     times = {k: record['results'][k]['times_s'][0] for k in ('ours', 'timm')}
@@ -59,9 +75,36 @@ def test_training_modes(tmp_path):
     record = load(out)
     assert record['settings']['config'] == config
     assert record['results']['ours']['images_per_s']['median'] > 0
+    assert record['roofline']['passes'] == 3 and record['roofline']['models']['ours']['fraction']
+
+
+@pytest.mark.slow
+def test_train_model_beside_the_upstream_config(tmp_path):
+    # MMDetection's own ConvNeXt-T Mask R-CNN (mmpretrain's backbone) beside ours, with its
+    # weights copied into ours: the same step on the same input, so also the same losses.
+    out = str(tmp_path / 'pair.json')
+    proc = run_tool(['tools/analysis/benchmark.py', '--mode', 'train-model', '--config',
+                     'configs/detection/mask_rcnn_convnext_t_coco.py', '--compare-config',
+                     'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py',
+                     '--input-size', '64', '64', '--threads', '2', '--warmup', '0',
+                     '--repeats', '1', '--no-memory', '--out', out])
+    record = load(out)
+    assert set(record['results']) == {'ours', 'upstream'}
+    assert record['settings']['compare_config'].endswith(
+        osp.join('.mim', 'configs', 'convnext',
+                 'mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'))
+    assert 'ours/upstream:' in proc.stdout
+    losses = record['losses']
+    assert set(losses['ours']) == set(losses['upstream']) and 'loss_mask' in losses['ours']
+    for name, value in losses['upstream'].items():
+        assert abs(losses['ours'][name] - value) <= 1e-4 * max(1., abs(value)), name
 
 
 def test_bad_arguments_are_clear_errors():
+    proc = run_tool(['tools/analysis/benchmark.py', '--freeze'], check=False)
+    assert proc.returncode != 0 and '--freeze needs --compile' in proc.stderr
+    proc = run_tool(['tools/analysis/benchmark.py', '--compare-config', 'x.py'], check=False)
+    assert proc.returncode != 0 and '--compare-config applies to --mode train-model' in proc.stderr
     proc = run_tool(['tools/analysis/benchmark.py', '--mode', 'train-model'], check=False)
     assert proc.returncode != 0 and '--mode train-model needs --config' in proc.stderr
     proc = run_tool(['tools/analysis/benchmark.py', '--mode', 'train-model', '--config',

@@ -11,14 +11,13 @@ import glob
 import importlib.util
 import json
 import os.path as osp
-import socket
 
 import cv2
 import mmengine
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TEST_DATA, run_tool
+from conftest import REPO, TEST_DATA, free_port, run_tool
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
@@ -115,12 +114,6 @@ def test_train_evaluate_and_draw(shapes, tmp_path):
     assert np.abs(result.astype(int) - cv2.imread(image).astype(int)).sum() > 0
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_dist_train_two_cpu_processes(shapes, tmp_path):
     work = str(tmp_path / 'dist')
@@ -131,7 +124,7 @@ def test_dist_train_two_cpu_processes(shapes, tmp_path):
               'default_hooks.checkpoint.interval=2', 'val_dataloader=None', 'val_cfg=None',
               'val_evaluator=None'],
              # the CPU path (gloo) even on a machine with one GPU
-             PORT=_free_port(), CUDA_VISIBLE_DEVICES='', **ENV)
+             PORT=str(free_port()), CUDA_VISIBLE_DEVICES='', **ENV)
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
     with open(glob.glob(osp.join(work, '2*', '2*.log'))[0]) as f:
         log = f.read()

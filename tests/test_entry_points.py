@@ -1,12 +1,14 @@
 """tools/train.py, tools/test.py and tools/dist_train.sh run the real Runner in real processes."""
 import glob
+import json
 import os
 import os.path as osp
 import re
+import sys
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, TEST_DATA, free_port, run_tool
 
 import backbones  # noqa: F401  (the allow-list for reading checkpoints here)
 
@@ -68,6 +70,43 @@ def test_dist_train_two_processes_gloo(tmp_path, toy_config):
     # 16 samples, batch 4 per process: 2 iterations per epoch only when 2 ranks split the data.
     assert 'Epoch(train) [1][2/2]' in log and '[1][4/4]' not in log, log[-3000:]
     assert _checkpoints(work) == ['epoch_1.pth', 'epoch_2.pth']
+    # The ranks end with os._exit after the run (exit_distributed_rank): the log file must
+    # still hold the run's last line.
+    with open(glob.glob(osp.join(work, '2*', '2*.log'))[0]) as f:
+        assert f.read().rstrip().endswith('Skipped images: 0')
+
+
+@pytest.mark.slow
+def test_ddp_depthwise_grads_match_bucket_views():
+    # Two real gloo ranks: DDP must not warn about (and copy) the depthwise weights' grads,
+    # and the averaged grads must equal one process's on the whole batch. The control (a bare
+    # channels-last depthwise conv) shows the warning is seen here when the layout is wrong.
+    proc = run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                     '--master_port', str(free_port()), osp.join(TEST_DATA, 'ddp_grads.py')],
+                    OMP_NUM_THREADS='1')
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours, control = result['convnext_atto'], result['control']
+    assert not ours['warned'] and ours['grad_strides_differ'] == [], ours
+    assert ours['params'] > 100 and ours['max_rel_grad_diff'] < 1e-5, ours
+    assert control['grad_strides_differ'] == ['dw.weight'] and control['warned'], control
+
+
+def test_depthwise_grads_take_the_parameters_strides():
+    from backbones.models import ConvNeXt, ModernizedResNet
+    for model in (ConvNeXt('atto', out_indices=(0, 1, 2, 3)),
+                  ModernizedResNet('kernel_size', out_indices=(0, 1, 2, 3))):
+        x = torch.randn(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+        sum(o.square().mean() for o in model.train()(x)).backward()
+        depthwise = [n for n, p in model.named_parameters() if p.dim() == 4 and p.shape[1] == 1]
+        assert depthwise
+        for name, p in model.named_parameters():
+            assert p.grad.stride() == p.stride(), name
+
+
+def test_exit_distributed_rank_is_a_no_op_without_a_group():
+    from backbones.engine import exit_distributed_rank, finish_distributed
+    finish_distributed()  # no group: nothing to tear down
+    exit_distributed_rank()  # so this must return (an os._exit here would end pytest)
 
 
 def test_cfg_options_typo_is_refused(tmp_path, toy_config):

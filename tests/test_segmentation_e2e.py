@@ -5,10 +5,9 @@ import os
 import os.path as osp
 import pickle
 import re
-import socket
 
 import pytest
-from conftest import run_tool
+from conftest import free_port, run_tool
 
 CONFIG = 'configs/segmentation/upernet_convnext_atto_shapes.py'
 NUM_TRAIN, NUM_VAL = 16, 8
@@ -20,12 +19,6 @@ def data_options(root):
     # All three splits point at the tiny set: mmseg's visualization hook asks runner.iter,
     # which builds the train loop (and its dataset) even in a test run.
     return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope='module')

@@ -7,6 +7,14 @@ hits both alike. Medians and spreads of images/s and latency over the repeats; t
 
 The command line is ``tools/analysis/benchmark.py`` (its ``--help``; examples in its docstring).
 
+Roofline: each round also times one large GEMM (``torch.mm`` of two ``n x n`` matrices, the
+same threads) in fp32, bf16 and any other dtype a model runs in, as the machine's attainable
+matmul rate for that dtype. A model's roofline fraction is its MAC rate (images/s x forward
+MACs per image, x3 for a training step: the backward pass costs about two forwards) over the
+GEMM rate of its dtype in the same round; the median over rounds is reported. MACs are
+``mmengine.analysis.FlopAnalyzer``'s count (the paper's FLOPs), so element-wise work (norms,
+GELU, depthwise conv's share is small) is the part a fraction below 1 is spent on.
+
 Peak memory: on GPU ``torch.cuda.max_memory_allocated`` over one step. On CPU torch keeps no
 allocator statistics, so each model is run again in a fresh subprocess: one warm-up step, then
 the RSS high-water mark is reset (``/proc/self/clear_refs``) and the figure is the rise of the
@@ -25,8 +33,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from backbones.models import ConvNeXt, set_fast_inference
-from .complexity import build_model, load_config
+from backbones.models import ConvNeXt, convert_checkpoint, set_fast_inference, set_fast_training
+from .complexity import build_model, count_flops, load_config, model_complexity, task_of
 from .synthetic import synthetic_batch
 
 MODES = ('infer', 'infer-det', 'infer-seg', 'train', 'train-model')
@@ -39,6 +47,11 @@ MODE_DEFAULTS = {
     'train-model': ((512, 512), 1),
 }
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+#: Side of the square GEMM that measures the matmul peak: large enough for the BLAS/oneDNN
+#: kernels to run at their best rate (2048: 8.6 GMAC, a fraction of a second on 2 CPU cores).
+GEMM_SIDE = {'cpu': 2048, 'cuda': 8192}
+#: Forward-pass equivalents of one step: a backward pass costs about two forwards.
+PASSES = {'infer': 1, 'infer-det': 1, 'infer-seg': 1, 'train': 3, 'train-model': 3}
 ARCHS = ('atto', 'femto', 'pico', 'nano', 'tiny', 'small', 'base', 'large', 'xlarge', 'huge')
 
 
@@ -100,12 +113,28 @@ def build_mmpretrain(args) -> torch.nn.Module:
                        layer_scale_init_value=0. if args.v2 else 1e-6, gap_before_final_norm=False)
 
 
-def build_full_model(config: str) -> torch.nn.Module:
+def build_full_model(config: str, drop_path: bool = True) -> torch.nn.Module:
     """A detector/segmentor from an MMEngine config, initialised (SyncBN as BN, as on one
-    process in tools/train.py)."""
-    model = build_model(load_config(config))
+    process in tools/train.py). The backbone's pretrained file is not read: timing needs no
+    trained weights, and upstream configs point at URLs. ``drop_path=False`` turns stochastic
+    depth off (two implementations draw its random rows differently)."""
+    cfg = load_config(config)
+    cfg.model.backbone.pop('init_cfg', None)
+    if not drop_path and 'drop_path_rate' in cfg.model.backbone:
+        cfg.model.backbone.drop_path_rate = 0.
+    model = build_model(cfg)
     model.init_weights()
     return model
+
+
+def copy_upstream_weights(ours: torch.nn.Module, upstream: torch.nn.Module) -> None:
+    """Load an upstream detector's/segmentor's weights into ours: the backbone through
+    :func:`backbones.convert_checkpoint` (mmpretrain's ConvNeXt names to ours), the neck and
+    heads as they are (strict: every key must match)."""
+    state = upstream.state_dict()
+    backbone = convert_checkpoint({k: v for k, v in state.items() if k.startswith('backbone.')})
+    rest = {k: v for k, v in state.items() if not k.startswith('backbone.')}
+    ours.load_state_dict({**{f'backbone.{k}': v for k, v in backbone.items()}, **rest})
 
 
 def make_step(args, model: torch.nn.Module, dtype: torch.dtype, channels_last: bool,
@@ -127,21 +156,32 @@ def make_step(args, model: torch.nn.Module, dtype: torch.dtype, channels_last: b
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
     fn = torch.compile(model) if compile_ else model
+    if compile_ and getattr(args, 'freeze', False):
+        # Inductor folds the weights in as constants: oneDNN prepacked bf16/fp32 weights,
+        # conv/linear fused with their pointwise neighbours. Inference only.
+        import torch._inductor.config as inductor_config
+        inductor_config.freezing = True
     if not train:
         def step():
             with torch.inference_mode(), torch.autocast(device.type, dtype, enabled=amp):
-                fn(x)
+                return fn(x)
+        step.inputs = x
         return step
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def step():
+        if args.mode == 'train-model':
+            torch.manual_seed(0)  # the same proposals and RoI samples in every model and step
         with torch.autocast(device.type, dtype, enabled=amp):
             if args.mode == 'train-model':
                 losses = fn(**data, mode='loss')
-                loss = sum(v.sum() if torch.is_tensor(v) else sum(t.sum() for t in v)
-                           for k, v in losses.items() if 'loss' in k)
+                terms = {k: v.sum() if torch.is_tensor(v) else sum(t.sum() for t in v)
+                         for k, v in losses.items() if 'loss' in k}
+                loss = sum(terms.values())
+                if not hasattr(step, 'losses'):  # the first step's, before any update
+                    step.losses = {k: float(v) for k, v in terms.items()}
             else:
                 loss = sum(o.float().mean() for o in fn(x))
         optim.zero_grad(set_to_none=True)
@@ -151,25 +191,91 @@ def make_step(args, model: torch.nn.Module, dtype: torch.dtype, channels_last: b
     return step
 
 
+def fidelity(args, step: Callable, reference: torch.nn.Module, num_classes: int = 1000) -> dict:
+    """How far one inference step's output is from the plain fp32 path on the same weights.
+
+    The last feature map is compared directly (relative L2 error) and as a classifier sees it:
+    global average pooling, then a fixed seeded linear head of ``num_classes`` classes; the
+    top-1 class of every image of the batch must agree.
+
+    Args:
+        args: The benchmark's arguments.
+        step: The inference step (returns the model's outputs; its ``inputs`` are the batch).
+        reference: The same model (same weights) in plain eager fp32.
+    """
+    with torch.inference_mode():
+        want = reference.to(args.device).eval()(step.inputs.float())[-1].float()
+        got = step()[-1].float()
+    gen = torch.Generator().manual_seed(0)
+    head = torch.randn(num_classes, want.shape[1], generator=gen).to(want.device)
+    top1 = [(torch.nn.functional.adaptive_avg_pool2d(y, 1).flatten(1) @ head.t()).argmax(1)
+            for y in (got, want)]
+    return dict(top1_agreement=(top1[0] == top1[1]).float().mean().item(),
+                rel_l2_error=((got - want).norm() / want.norm()).item(),
+                max_abs_error=(got - want).abs().max().item(), images=int(want.shape[0]))
+
+
+def make_gemm_step(dtype: torch.dtype, device: str) -> Callable[[], None]:
+    """One timed ``n x n`` GEMM in ``dtype`` (n from :data:`GEMM_SIDE`), the matmul peak probe."""
+    n = GEMM_SIDE['cuda' if device.startswith('cuda') else 'cpu']
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=gen).to(device=device, dtype=dtype) for _ in range(2))
+    out = torch.empty(n, n, device=device, dtype=dtype)
+
+    def step():
+        torch.mm(a, b, out=out)
+    step.macs = n**3
+    return step
+
+
+def macs_per_image(args) -> int:
+    """Forward MACs of one image of the measured model (the same for ours and the peers)."""
+    if args.mode == 'train-model':
+        cfg = load_config(args.config)
+        return model_complexity(build_full_model(args.config), task_of(cfg),
+                                args.input_size).flops
+    model = build_ours(args, fast=False).eval()
+    return count_flops(model, torch.zeros(1, 3, *args.input_size))
+
+
 def variants(args) -> List[dict]:
     """The models of this run: ours first, then the plain path and the compared models."""
     ours = dict(name='ours', dtype=args.dtype, channels_last=args.channels_last,
-                compile=args.compile, fast=args.fast)
+                compile=args.compile, fast=args.fast, freeze=bool(getattr(args, 'freeze', False)))
     if args.compare_settings == 'same':
         base = dict(ours, fast=False)
     else:
-        base = dict(dtype='fp32', channels_last=False, compile=False, fast=False)
+        base = dict(dtype='fp32', channels_last=False, compile=False, fast=False, freeze=False)
     out = [ours]
     if args.also_plain:
         out.append(dict(base, name='ours-plain'))
     for impl in args.compare:
         out.append(dict(base, name=impl))
+    if getattr(args, 'compare_config', None):
+        out.append(dict(base, name='upstream'))
     return out
 
 
 def build_variant(args, v: dict) -> torch.nn.Module:
+    model = _build_variant(args, v)
+    if v['name'] == 'ours-plain':  # the plain path in training as well as in inference
+        set_fast_training(model, False)
+    return model
+
+
+def _build_variant(args, v: dict) -> torch.nn.Module:
     if args.mode == 'train-model':
-        model = build_full_model(args.config)
+        # Side by side: no stochastic depth in either, so both compute the same numbers.
+        paired = bool(args.compare_config)
+        if v['name'] == 'upstream':
+            return build_full_model(args.compare_config, drop_path=False)
+        model = build_full_model(args.config, drop_path=not paired)
+        if paired:
+            # The weights of the upstream variant: built from the same seed as run() builds it.
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                copy_upstream_weights(model, build_full_model(args.compare_config,
+                                                              drop_path=False))
         if v['fast']:
             set_fast_inference(model, True)
         return model
@@ -239,6 +345,38 @@ def run_probe(args) -> None:
                           method=method)))
 
 
+def roofline(args, todo: List[dict], times: Dict[str, List[float]],
+             gemms: Dict[str, Callable[[], None]]) -> dict:
+    """Per model: MAC rate and its fraction of the same dtype's GEMM rate, per round, median.
+
+    Args:
+        args: The benchmark's arguments (mode, batch, input size, config).
+        todo: The models' settings (name, dtype...).
+        times: Seconds per step of every model and GEMM (``'gemm-<dtype>'``), per round.
+        gemms: The GEMM steps (their ``macs``).
+    """
+    macs = macs_per_image(args)
+    work = macs * PASSES[args.mode] * args.batch  # MACs of one step
+    gemm = {}
+    for name, step in gemms.items():
+        rates = [step.macs / t / 1e9 for t in times[name]]
+        gemm[name[len('gemm-'):]] = dict(gmac_per_s=dict(median=statistics.median(rates),
+                                                         max=max(rates)), times_s=times[name])
+    models = {}
+    for v in todo:
+        peak_times = times[f'gemm-{v["dtype"]}']
+        rates = [work / t / 1e9 for t in times[v['name']]]
+        fractions = [r / (gemms[f'gemm-{v["dtype"]}'].macs / g / 1e9)
+                     for r, g in zip(rates, peak_times)]
+        models[v['name']] = dict(gmac_per_s=statistics.median(rates),
+                                 fraction=statistics.median(fractions), dtype=v['dtype'])
+    return dict(macs_per_image=macs, passes=PASSES[args.mode],
+                gemm_side=round(next(iter(gemms.values())).macs ** (1 / 3)), gemm=gemm,
+                models=models,
+                method='model MAC/s (images/s x forward MACs x passes) over the same round\'s '
+                'GEMM MAC/s in the model\'s dtype; median over rounds')
+
+
 def run(args, script: str) -> dict:
     """Run the benchmark of parsed ``args`` (see ``tools/analysis/benchmark.py``), print the
     table, write the JSON record and return it. ``script`` is the tool itself, run again in a
@@ -264,16 +402,31 @@ def run(args, script: str) -> dict:
             steps[v['name']]()
         sync(args.device)
         print(f'{v["name"]}: warm-up {time.perf_counter() - t0:.1f} s', flush=True)
+    if args.mode.startswith('infer'):
+        for v in todo:
+            if v['name'].startswith('ours'):
+                torch.manual_seed(0)  # the same weights as the measured model
+                record.setdefault('fidelity', {})[v['name']] = fidelity(
+                    args, steps[v['name']], build_ours(args, fast=False))
+    gemm_dtypes = sorted({'fp32', 'bf16'} | {v['dtype'] for v in todo}, key=list(DTYPES).index)
+    gemms = {f'gemm-{d}': make_gemm_step(DTYPES[d], args.device) for d in gemm_dtypes}
+    for step in gemms.values():
+        step()
+    sync(args.device)
     if args.device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
-    times = {v['name']: [] for v in todo}
-    for _ in range(args.repeats):  # interleaved: every model sees the same load
-        for v in todo:
+    times = {name: [] for name in [v['name'] for v in todo] + list(gemms)}
+    every = {**steps, **gemms}
+    for _ in range(args.repeats):  # interleaved: every model and GEMM sees the same load
+        for name, step in every.items():
             sync(args.device)
             t0 = time.perf_counter()
-            steps[v['name']]()
+            step()
             sync(args.device)
-            times[v['name']].append(time.perf_counter() - t0)
+            times[name].append(time.perf_counter() - t0)
+    record['roofline'] = roofline(args, todo, times, gemms)
+    if args.mode == 'train-model':  # same weights, inputs and seeds: the same losses
+        record['losses'] = {name: getattr(step, 'losses', None) for name, step in steps.items()}
     for v in todo:
         res = dict(settings=v, **summarize(times[v['name']], args.batch))
         if args.no_memory:
@@ -296,7 +449,7 @@ def run(args, script: str) -> dict:
     ours = record['results']['ours']['images_per_s']['median']
     record['ratios'] = {
         f'ours/{name}': statistics.median(t / o for t, o in zip(times[name], times['ours']))
-        for name in times if name != 'ours'}
+        for name in record['results'] if name != 'ours'}
     record['ratios_of_medians'] = {f'ours/{name}': ours / r['images_per_s']['median']
                                    for name, r in record['results'].items() if name != 'ours'}
     if hasattr(os, 'getloadavg'):
@@ -306,18 +459,31 @@ def run(args, script: str) -> dict:
     load = record['machine'].get('load_avg_1_5_15')
     print(f'\n{args.mode} {args.arch}{" V2" if args.v2 else ""} {size} batch {args.batch}, '
           f'{args.device}, threads {torch.get_num_threads()}, load {load}')
+    roof = record['roofline']
+    print('matmul peak (GEMM %d^3, median of rounds): %s' % (
+        roof['gemm_side'], ', '.join(f'{d} {g["gmac_per_s"]["median"]:.1f} GMAC/s'
+                                     for d, g in roof['gemm'].items())))
+    print(f'forward MACs per image: {roof["macs_per_image"] / 1e9:.3f} G, x{roof["passes"]} '
+          'per step')
     print(f'{"model":<12} {"settings":<38} {"img/s (median, min-max)":<26} {"latency ms":>11} '
-          f'{"peak MiB":>9}')
+          f'{"peak MiB":>9} {"GMAC/s":>8} {"roofline":>9}')
     for name, r in record['results'].items():
         s = r['settings']
         desc = (f'{s["dtype"]}{" cl" if s["channels_last"] else ""}'
-                f'{" compile" if s["compile"] else ""}{" fast" if s["fast"] else ""}'
+                f'{" compile" if s["compile"] else ""}{" freeze" if s.get("freeze") else ""}'
+                f'{" fast" if s["fast"] else ""}'
                 f'{" cp" if args.with_cp and name.startswith("ours") else ""}')
         ips = r['images_per_s']
         mem = r['peak_memory_mib']
         print(f'{name:<12} {desc:<38} {ips["median"]:8.2f} ({ips["min"]:.2f}-{ips["max"]:.2f})'
               f'{"":<6} {r["latency_ms"]["median"]:11.1f} '
-              f'{"-" if mem is None else format(mem, ".0f"):>9}')
+              f'{"-" if mem is None else format(mem, ".0f"):>9} '
+              f'{roof["models"][name]["gmac_per_s"]:8.1f} '
+              f'{roof["models"][name]["fraction"]:8.1%} of {s["dtype"]}')
+    for name, fid in record.get('fidelity', {}).items():
+        print(f'{name} vs plain fp32: top-1 agreement {fid["top1_agreement"]:.1%} of '
+              f'{fid["images"]} images (fixed random 1000-class head), relative L2 error '
+              f'{fid["rel_l2_error"]:.2e}')
     for k, ratio in record['ratios'].items():
         print(f'{k}: {ratio:.3f} (median of per-round ratios; ratio of medians '
               f'{record["ratios_of_medians"][k]:.3f})')

@@ -5,7 +5,7 @@ from .convert import (OUTPUT_NORM, SplitCheckpoint, convert_and_detect, convert_
                       detect_format, split_checkpoint, unwrap_state_dict)
 from .convnext import ConvNeXt, convnext_layer_id
 from .isotropic import ConvNeXtIsotropic, isotropic_layer_id
-from .layers import GRN, ConvNeXtBlock, LayerNorm2d, set_fast_inference
+from .layers import GRN, ConvNeXtBlock, LayerNorm2d, set_fast_inference, set_fast_training
 from .loading import init_weights_from_cfg, load_pretrained
 from .presets import CONVNEXT_ARCHS, ISOTROPIC_ARCHS
 from .roadmap import ROADMAP_STEPS, ModernizedResNet
@@ -17,5 +17,6 @@ __all__ = [
     'ISOTROPIC_ARCHS', 'OUTPUT_NORM', 'SplitCheckpoint', 'split_checkpoint', 'convert_checkpoint',
     'convert_and_detect', 'convert_to_official', 'convert_to_mmpretrain', 'detect_format',
     'load_pretrained', 'init_weights_from_cfg', 'unwrap_state_dict', 'convnext_layer_id',
-    'isotropic_layer_id', 'ModernizedResNet', 'ROADMAP_STEPS', 'set_fast_inference'
+    'isotropic_layer_id', 'ModernizedResNet', 'ROADMAP_STEPS', 'set_fast_inference',
+    'set_fast_training'
 ]

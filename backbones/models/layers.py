@@ -3,6 +3,7 @@
 One implementation of the block: the dense backbone, the isotropic model and the roadmap's
 final steps all build :class:`ConvNeXtBlock` from here.
 """
+import functools
 from typing import Iterable, Optional, Tuple
 
 import torch
@@ -10,6 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from timm.layers import DropPath
+
+from .dwconv import depthwise_conv
 
 # oneDNN's fused linear kernels (bias + GELU, bias + residual add in one pass) exist only in
 # CPU builds with MKLDNN; elsewhere the fast path uses plain ops with the same folded weights.
@@ -42,6 +45,30 @@ def set_fast_inference(module: nn.Module, enabled: bool = True) -> nn.Module:
     return module
 
 
+def set_fast_training(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch the training path of every :class:`ConvNeXtBlock` in ``module``: the fast one
+    (the default; :meth:`ConvNeXtBlock.forward_train`) or the plain one (the reference it is
+    tested against).
+
+    Args:
+        module: A block, a backbone or any model holding them.
+        enabled: True for the fast training path, False for the plain path.
+
+    Returns:
+        ``module``.
+    """
+    for sub in module.modules():
+        if isinstance(sub, ConvNeXtBlock):
+            sub.fast_training = bool(enabled)
+    return module
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    # matmul, then the bias added in place: addmm (F.linear) first copies the bias into its
+    # whole output, one more pass over it (about 4 ms of a 24 ms GEMM on 2 CPU cores).
+    return torch.matmul(x, weight.t()).add_(bias)
+
+
 def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     """``torch.channels_last`` when ``x`` is a channels-last 4-D tensor that is not also plain
     contiguous, else ``torch.contiguous_format``: the layout a layout-preserving op returns."""
@@ -56,6 +83,39 @@ def standard_layout(features: Iterable[torch.Tensor]) -> Tuple[torch.Tensor, ...
     they were computed in. Compiled ops downstream (mmcv's RoIAlign among them) read raw
     memory as NCHW; a copy here is cheap next to the backbone, a wrong layout is silent."""
     return tuple(f.contiguous() for f in features)
+
+
+def grads_in_param_strides(module: nn.Module) -> nn.Module:
+    """Hand every weight of ``module`` with a size-1 dim its gradients in its own strides.
+
+    Depthwise ``(C, 1, k, k)`` and 1x1 ``(O, I, 1, 1)`` conv weights get their gradients from
+    channels-last activations with other strides on their size-1 dims than the parameter's:
+    the same bytes, but autograd stores them as they are (its layout contract ignores size-1
+    dims) and DDP, comparing every stride with its bucket view, warns "Grad strides do not
+    match bucket view strides" and takes a strided copy each step. A hook re-strides such a
+    gradient: a free view of the same memory. Other layout differences are left to autograd.
+
+    Args:
+        module: Its parameters with a size-1 dim get the hook (once).
+
+    Returns:
+        ``module``.
+    """
+    for param in module.parameters():
+        if param.dim() < 2 or 1 not in param.shape or getattr(param, '_restrides_grad', False):
+            continue
+        param.register_hook(functools.partial(_restride_grad, param))
+        param._restrides_grad = True
+    return module
+
+
+def _restride_grad(param: nn.Parameter, grad: torch.Tensor) -> torch.Tensor:
+    want = param.stride()
+    if grad.stride() == want or grad.shape != param.shape:
+        return grad
+    if any(n != 1 and a != b for n, a, b in zip(grad.shape, grad.stride(), want)):
+        return grad
+    return grad.as_strided(grad.shape, want)
 
 
 def freeze_modules(modules: Iterable[nn.Module]) -> None:
@@ -152,7 +212,9 @@ class ConvNeXtBlock(nn.Module):
         super().__init__()
         self.with_cp = with_cp
         self.fast_inference = fast_inference
+        self.fast_training = True
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        grads_in_param_strides(self.dwconv)  # for DDP's bucket views (see there)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
@@ -165,6 +227,8 @@ class ConvNeXtBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_training and self.training and torch.is_grad_enabled():
+            return self.forward_train(x)
         shortcut = x
         x = self.dwconv(x)
         x = x.permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
@@ -177,6 +241,26 @@ class ConvNeXtBlock(nn.Module):
         if self.gamma is not None:
             x = self.gamma * x
         x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return shortcut + self.drop_path(x)
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        """Training path: the numbers of the plain path to float rounding, fewer passes.
+
+        Our depthwise weight-gradient kernel on CPU (:mod:`backbones.models.dwconv`), the layer
+        scale folded into ``pwconv2`` (``(gamma W) h + gamma b``: no multiply over the output
+        and none in the backward pass, where autograd takes the small products' gradients
+        instead), and linears as matmul + in-place bias add instead of addmm's bias copy.
+        """
+        shortcut = x
+        x = depthwise_conv(self.dwconv, x)
+        x = self.norm(x.permute(0, 2, 3, 1))
+        x = self.act(_linear(x, self.pwconv1.weight, self.pwconv1.bias))
+        if self.grn is not None:
+            x = self.grn(x)
+        weight, bias = self.pwconv2.weight, self.pwconv2.bias
+        if self.gamma is not None:
+            weight, bias = weight * self.gamma[:, None], bias * self.gamma
+        x = _linear(x, weight, bias).permute(0, 3, 1, 2)
         return shortcut + self.drop_path(x)
 
     def folded_pwconv2(self) -> Tuple[torch.Tensor, torch.Tensor]:

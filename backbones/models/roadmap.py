@@ -20,7 +20,7 @@ from backbones.registry import register_model
 from .base import drop_path_rates
 from .convert import StateDict, unwrap_state_dict
 from .convnext import StagedBackbone
-from .layers import ConvNeXtBlock, LayerNorm2d
+from .layers import ConvNeXtBlock, LayerNorm2d, grads_in_param_strides
 from .loading import trunc_normal_init
 
 #: The rows of the paper's roadmap (the paper's Table 10), in order, from ResNet-50 to ConvNeXt-T.
@@ -309,6 +309,7 @@ class ModernizedResNet(StagedBackbone):
         if spec.resolution_norms:
             for i in self.out_indices:
                 self.add_module(f'norm{i}', LayerNorm2d(self.dims[i]))
+        grads_in_param_strides(self)  # its 1x1 and depthwise convs, for DDP's bucket views
         self._freeze_stages()
 
     def _build_resnet_layout(self, in_channels: int, rates: Sequence[Sequence[float]],

@@ -11,6 +11,10 @@ method: ``backbones/analysis/benchmark.py``).
     # a whole detector from a config, synthetic inputs
     python tools/analysis/benchmark.py --mode train-model \\
         --config configs/detection/mask_rcnn_convnext_atto_shapes.py --input-size 128 128
+    # ours beside MMDetection's own config of the same detector, same weights and inputs
+    python tools/analysis/benchmark.py --mode train-model \\
+        --config configs/detection/mask_rcnn_convnext_t_coco.py --compare-config \\
+        mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py
 """
 import argparse
 import os.path as osp
@@ -36,6 +40,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--arch', default='tiny', choices=ARCHS, help='ConvNeXt preset')
     parser.add_argument('--v2', action='store_true', help='ConvNeXt V2 blocks (GRN)')
     parser.add_argument('--config', help='config of --mode train-model')
+    parser.add_argument('--compare-config',
+                        help='train-model: also run this upstream config with the same weights and '
+                        'inputs, stochastic depth off in both (the same losses); PKG::PATH '
+                        '(mmdet::, mmseg::) names one installed with the package')
     parser.add_argument('--batch', type=int, help='batch size (default: per mode)')
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size (default: per mode)')
@@ -44,6 +52,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--channels-last', action='store_true',
                         help='model and input in torch.channels_last memory format')
     parser.add_argument('--compile', action='store_true', help='torch.compile the models')
+    parser.add_argument('--freeze', action='store_true',
+                        help='with --compile, inference: inductor freezing (weights folded in '
+                        'as constants, prepacked for oneDNN)')
     parser.add_argument('--fast', action='store_true',
                         help='our eval-mode fast path (fast_inference=True)')
     parser.add_argument('--with-cp', action='store_true',
@@ -73,6 +84,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f'--config {args.config}: no such file')
         if args.compare:
             parser.error('--compare applies to the backbone modes, not train-model')
+        if args.compare_config and '::' in args.compare_config:
+            package, rel = args.compare_config.split('::', 1)
+            try:
+                root = osp.dirname(__import__(package).__file__)
+            except ImportError:
+                parser.error(f'--compare-config {args.compare_config}: no package {package}')
+            args.compare_config = osp.join(root, '.mim', 'configs', rel)
+        if args.compare_config and not osp.isfile(args.compare_config):
+            parser.error(f'--compare-config {args.compare_config}: no such file')
+    elif args.compare_config:
+        parser.error('--compare-config applies to --mode train-model')
+    if args.freeze and not (args.compile and args.mode.startswith('infer')):
+        parser.error('--freeze needs --compile and an inference mode (it folds the weights in)')
     if args.dtype == 'fp16' and not args.device.startswith('cuda'):
         parser.error('--dtype fp16 (AMP) needs a GPU; use bf16 on CPU')
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
