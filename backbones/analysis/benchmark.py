@@ -374,7 +374,10 @@ def roofline(args, todo: List[dict], times: Dict[str, List[float]],
                 gemm_side=round(next(iter(gemms.values())).macs ** (1 / 3)), gemm=gemm,
                 models=models,
                 method='model MAC/s (images/s x forward MACs x passes) over the same round\'s '
-                'GEMM MAC/s in the model\'s dtype; median over rounds')
+                'GEMM MAC/s in the model\'s dtype; median over rounds',
+                macs_counted=('the detector/segmentor in test mode as the paper counts it '
+                              '(1000 proposals): not the work of a training step'
+                              if args.mode == 'train-model' else 'the backbone'))
 
 
 def run(args, script: str) -> dict:
