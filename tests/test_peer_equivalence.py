@@ -27,7 +27,8 @@ from equivalence import (assert_close, assert_losses_close, assert_same_detectio
 from mmengine.config import Config
 
 import backbones  # noqa: F401
-from backbones import convert_checkpoint, set_fast_inference
+from backbones import set_fast_inference
+from backbones.models.convert import convert_dense_model_state
 
 UPSTREAM_DET = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'convnext')
 UPSTREAM_SEG = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', 'convnext')
@@ -61,14 +62,6 @@ FULL = ('cascade_convnext_t_coco.py', 'mask_rcnn_convnext_t_coco.py',
 DET_SHAPE = (320, 416)
 
 
-def convert_detector(state):
-    """An upstream detector/segmentor state dict under our names: the backbone through our
-    converter, everything else (neck, heads) as it is."""
-    backbone = convert_checkpoint({k: v for k, v in state.items() if k.startswith('backbone.')})
-    rest = {k: v for k, v in state.items() if not k.startswith('backbone.')}
-    return {**{f'backbone.{k}': v for k, v in backbone.items()}, **rest}
-
-
 def fewer_rois(cfg):
     """The same detector with fewer proposals and sampled RoIs, in both models alike: the
     4-conv box heads on 1000 proposals x 3 stages would cost minutes on 2 cores."""
@@ -89,7 +82,7 @@ def build_pair(ours_cfg, upstream_cfg, scope):
     ours = build_model(ours_cfg, scope, seed=1)
     assert type(upstream.backbone).__module__.startswith('mmpretrain')
     assert isinstance(ours.backbone, backbones.ConvNeXt)
-    copy_weights(upstream, ours, convert_detector)
+    copy_weights(upstream, ours, convert_dense_model_state)
     return upstream, ours
 
 

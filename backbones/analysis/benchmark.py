@@ -33,7 +33,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from backbones.models import ConvNeXt, convert_checkpoint, set_fast_inference, set_fast_training
+from backbones.models import ConvNeXt, set_fast_inference, set_fast_training
+from backbones.models.convert import convert_dense_model_state
 from .complexity import build_model, count_flops, load_config, model_complexity, task_of
 from .synthetic import synthetic_batch
 
@@ -128,13 +129,9 @@ def build_full_model(config: str, drop_path: bool = True) -> torch.nn.Module:
 
 
 def copy_upstream_weights(ours: torch.nn.Module, upstream: torch.nn.Module) -> None:
-    """Load an upstream detector's/segmentor's weights into ours: the backbone through
-    :func:`backbones.convert_checkpoint` (mmpretrain's ConvNeXt names to ours), the neck and
-    heads as they are (strict: every key must match)."""
-    state = upstream.state_dict()
-    backbone = convert_checkpoint({k: v for k, v in state.items() if k.startswith('backbone.')})
-    rest = {k: v for k, v in state.items() if not k.startswith('backbone.')}
-    ours.load_state_dict({**{f'backbone.{k}': v for k, v in backbone.items()}, **rest})
+    """Load an upstream detector's/segmentor's weights into ours, strictly (every key must
+    match), through :func:`backbones.models.convert.convert_dense_model_state`."""
+    ours.load_state_dict(convert_dense_model_state(upstream.state_dict()))
 
 
 def make_step(args, model: torch.nn.Module, dtype: torch.dtype, channels_last: bool,

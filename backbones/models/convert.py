@@ -364,6 +364,19 @@ def convert_checkpoint(obj, keep_final_norm: bool = False) -> StateDict:
     return convert_and_detect(obj, keep_final_norm)[0]
 
 
+def convert_dense_model_state(state: StateDict) -> StateDict:
+    """A whole detector's or segmentor's state dict (e.g. MMDetection's own ConvNeXt config,
+    with mmpretrain's backbone) under our names: the ``backbone.*`` weights through
+    :func:`convert_checkpoint`, the neck and heads as they are.
+
+    Args:
+        state: The model's state dict.
+    """
+    backbone = convert_checkpoint({k: v for k, v in state.items() if k.startswith('backbone.')})
+    rest = {k: v for k, v in state.items() if not k.startswith('backbone.')}
+    return {**{f'backbone.{k}': v for k, v in backbone.items()}, **rest}
+
+
 def convert_classifier_checkpoint(obj) -> StateDict:
     """Convert a whole ConvNeXt classifier checkpoint (official, timm, mmpretrain or ours) into
     the state dict of :class:`backbones.models.classifier.ImageClassifier`. Idempotent.

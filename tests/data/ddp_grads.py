@@ -29,7 +29,10 @@ class Control(nn.Module):
 
 
 def loss_of(outputs):
-    return sum((o.float() ** 2).mean() for o in outputs)
+    # A fixed random projection: the outputs are layer-normed, so the mean of their squares is
+    # about constant and its gradients would be rounding noise.
+    g = torch.Generator().manual_seed(2)
+    return sum((o.float() * torch.randn(o.shape, generator=g)).mean() for o in outputs)
 
 
 def check(model, inputs, rank):
