@@ -87,3 +87,44 @@ def test_plain_segmenter_is_a_real_fpn_style_head():
         out = model(torch.randn(1, 3, 64, 64))
     assert out.shape == (1, 4, 64, 64)
     assert isinstance(model.fuse[1], nn.BatchNorm2d) and len(model.lateral) == 4
+
+
+def _windows(model):
+    """(window, shift) of every timm Swin block, stage by stage."""
+    return [[(tuple(b.window_size), tuple(b.shift_size)) for b in stage.blocks]
+            for stage in model.layers]
+
+
+def test_swin_demo_is_the_demos_swin_with_both_small_map_rules():
+    from mmdet.models.backbones import SwinTransformer
+    from mmengine.config import Config
+
+    cfg = Config.fromfile('configs/_base_/demo_backbones.py').swin_embed32
+    _, preset = peer_probe.PRESETS['swin_demo']
+    assert (preset['embed_dim'], list(preset['depths']), list(preset['num_heads']),
+            preset['window_size']) == (cfg.embed_dims, cfg.depths, cfg.num_heads,
+                                       cfg.window_size)
+    theirs = SwinTransformer(**{k: v for k, v in cfg.items() if k != 'type'})
+    ours = peer_probe.build_timm_model('swin_demo', img_size=64, num_classes=4)
+    padded = peer_probe.build_timm_model('swin_demo:pad', img_size=64, num_classes=4)
+    count = [sum(p.numel() for p in m.parameters()) for m in (ours, padded)]
+    # Only the last stage's position-bias tables differ: 2 blocks x 8 heads x (7^2 - 3^2).
+    assert count[1] - count[0] == 2 * 8 * (49 - 9)
+    # The demo's 64-px crops give 16/8/4/2 px maps. MMDetection's Swin keeps window 4 and
+    # shift 2 in every block (padding the 2x2 map); ':pad' does the same in timm.
+    mmdet_windows = [[(b.attn.window_size, b.attn.shift_size) for b in stage.blocks]
+                     for stage in theirs.stages]
+    assert [[(w[0], s[0]) for w, s in stage] for stage in _windows(padded)] == mmdet_windows
+    # The original rule: the last stage's 2x2 map is one window, unshifted; so is the 4x4 one.
+    default = _windows(ours)
+    assert default[0] == [((4, 4), (0, 0)), ((4, 4), (2, 2))]
+    assert set(default[2]) == {((4, 4), (0, 0))} and set(default[3]) == {((2, 2), (0, 0))}
+    with pytest.raises(ValueError, match='swin_demo:bn'):
+        peer_probe.build_timm_model('swin_demo:bn')
+
+
+def test_plain_segmenter_takes_swins_nhwc_maps():
+    model = peer_probe.PlainSegmenter('swin_demo', num_classes=4, img_size=64).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 4, 64, 64)

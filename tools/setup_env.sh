@@ -196,6 +196,13 @@ if ! mmcv_ok; then
 fi
 
 check_env
+# Our C++ depthwise weight-gradient kernel (backbones/csrc) is built here with the other compiled
+# parts, not by the first training run (about a minute on 2 cores; torch caches it by source).
+log "building the depthwise weight-gradient kernel"
+(cd "$repo" && "$env/bin/python" -W ignore -c 'import sys
+from backbones.models.dwconv import _extension
+sys.exit(0 if _extension() else 1)') \
+    || log "warning: the kernel did not build; CPU training uses PyTorch's depthwise kernel"
 touch "$stamp"
 log "environment ready in $((SECONDS - start)) s: $env"
 echo "$env"

@@ -20,7 +20,13 @@ not come from our configs, runner or heads.
 A model is named by a spec: a timm model name (``convnext_atto``, ``resnet18``), optionally with
 ``:bn``: the same ConvNeXt with BatchNorm in place of its LayerNorms (timm then needs the
 MLP as 1x1 convs, so every norm sees NCHW input; ``convnext_atto:ln`` is that layout with
-LayerNorm, the fair reference for ``:bn``).
+LayerNorm, the fair reference for ``:bn``). ``swin_demo`` is timm's Swin Transformer in the
+demo's shape (embed 32, depths 2-2-6-2, heads 1-2-4-8, window 4: the demo's MMDetection Swin,
+``configs/_base_/demo_backbones.py``), built for the task's input size. timm follows the
+original Swin: on a map no larger than the window the window shrinks to the map and the shift
+is dropped. MMDetection's Swin instead pads such a map up to the window and shifts it (the
+demo's 64-px crops give a 2x2 last stage); ``swin_demo:pad`` does that in timm
+(``always_partition``).
 """
 import argparse
 import csv
@@ -44,17 +50,34 @@ _MEAN = np.array([123.675, 116.28, 103.53], np.float32)
 _STD = np.array([58.395, 57.12, 57.375], np.float32)
 
 
-def build_timm_model(spec: str, **kwargs) -> nn.Module:
-    """A timm model from a spec (``name`` or ``name:bn`` / ``name:ln``, see the module doc).
+#: Named specs: a timm architecture with arguments. Swin's attention masks depend on the input
+#: size, so it is built for the size of the task (``img_size``).
+PRESETS = {
+    'swin_demo': ('swin_tiny_patch4_window7_224',
+                  dict(embed_dim=32, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8),
+                       window_size=4, drop_path_rate=0.0)),
+}
+
+
+def build_timm_model(spec: str, img_size: int = 64, **kwargs) -> nn.Module:
+    """A timm model from a spec (``name``, ``name:bn`` / ``name:ln``, or a :data:`PRESETS`
+    name, ``swin_demo:pad``; see the module doc).
 
     Args:
         spec: The model spec.
+        img_size: Input size, for the presets that are built for one (Swin).
         **kwargs: Passed to ``timm.create_model`` (``num_classes``, ``features_only``).
 
     Returns:
         The randomly initialised model.
     """
     name, _, norm = spec.partition(':')
+    if name in PRESETS:
+        if norm not in ('', 'pad') or not name.startswith('swin'):
+            raise ValueError(f'model spec {spec!r}: only ":pad" applies to {name}')
+        arch, preset = PRESETS[name]
+        return timm.create_model(arch, pretrained=False, img_size=img_size,
+                                 always_partition=norm == 'pad', **dict(preset, **kwargs))
     if norm:
         if norm not in ('bn', 'ln') or not name.startswith('convnext'):
             raise ValueError(f'model spec {spec!r}: ":bn" / ":ln" apply to timm ConvNeXt '
@@ -161,9 +184,9 @@ class PlainSegmenter(nn.Module):
     """A timm backbone's four stride-4..32 maps, each projected to ``channels``, upsampled to
     stride 4, concatenated and classified (a minimal FPN-style head, not UperNet)."""
 
-    def __init__(self, spec: str, num_classes: int, channels: int = 64):
+    def __init__(self, spec: str, num_classes: int, channels: int = 64, img_size: int = 128):
         super().__init__()
-        self.backbone = build_timm_model(spec, features_only=True)
+        self.backbone = build_timm_model(spec, img_size=img_size, features_only=True)
         in_channels = self.backbone.feature_info.channels()[-4:]
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
         self.fuse = nn.Sequential(
@@ -172,6 +195,8 @@ class PlainSegmenter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.backbone(x)[-4:]
+        if str(getattr(self.backbone, 'output_fmt', 'NCHW')).endswith('NHWC'):
+            maps = [m.permute(0, 3, 1, 2) for m in maps]  # timm's Swin returns NHWC maps
         size = maps[0].shape[-2:]
         fused = torch.cat([F.interpolate(lat(m), size, mode='bilinear', align_corners=False)
                            for lat, m in zip(self.lateral, maps)], 1)
@@ -217,7 +242,7 @@ def train_segmenter(spec: str, root: str, steps: int, lr: float = 1e-3, batch: i
     if int(y_train.max()) >= num_classes:
         raise ValueError(f'{root}: label {int(y_train.max())} in the training maps, but '
                          f'num_classes={num_classes}')
-    model = PlainSegmenter(spec, num_classes)
+    model = PlainSegmenter(spec, num_classes, img_size=x_train.shape[-1])
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = _lr_schedule(optimizer, lr, steps)
     weight = torch.ones(num_classes)
@@ -299,7 +324,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Plain-PyTorch peer runs on the shapes data')
     parser.add_argument('task', choices=['cls', 'seg'])
     parser.add_argument('--models', nargs='+', help='timm model specs (name or name:bn / '
-                        'name:ln for ConvNeXt); default: see the module docstring')
+                        'name:ln for ConvNeXt, swin_demo or swin_demo:pad); default: see the '
+                        'module docstring')
     parser.add_argument('--steps', type=int, help='optimizer steps per model')
     parser.add_argument('--lr', type=float, help='peak lr (AdamW, one-cycle)')
     parser.add_argument('--eval-every', type=int, help='evaluate every N steps')
