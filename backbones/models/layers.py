@@ -20,6 +20,12 @@ _HAS_ONEDNN_LINEAR = bool(torch.backends.mkldnn.is_available()) and hasattr(
     torch.ops.mkldnn, '_linear_pointwise')
 
 
+def _onednn_bf16() -> bool:
+    """Whether this CPU runs oneDNN's bf16 kernels."""
+    check = getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', None)
+    return bool(check is not None and check())
+
+
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype the matmuls of ``x`` run in: the autocast dtype when autocast is on."""
     if torch.is_autocast_enabled(x.device.type):
@@ -289,7 +295,11 @@ class ConvNeXtBlock(nn.Module):
         # fuses the plain ops itself.
         if not (_HAS_ONEDNN_LINEAR and x.device.type == 'cpu'):
             return False
-        if _compute_dtype(x) not in (torch.float32, torch.bfloat16):
+        dtype = _compute_dtype(x)
+        if dtype not in (torch.float32, torch.bfloat16):
+            return False
+        # oneDNN has no bf16 inner product on CPUs without bf16 instructions (it raises).
+        if dtype == torch.bfloat16 and not _onednn_bf16():
             return False
         if torch.compiler.is_compiling():
             return False
