@@ -18,12 +18,9 @@ from .dwconv import depthwise_conv
 # CPU builds with MKLDNN; elsewhere the fast path uses plain ops with the same folded weights.
 _HAS_ONEDNN_LINEAR = bool(torch.backends.mkldnn.is_available()) and hasattr(
     torch.ops.mkldnn, '_linear_pointwise')
-
-
-def _onednn_bf16() -> bool:
-    """Whether this CPU runs oneDNN's bf16 kernels."""
-    check = getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', None)
-    return bool(check is not None and check())
+# oneDNN has no bf16 inner product on CPUs without bf16 instructions (it raises).
+_ONEDNN_BF16 = _HAS_ONEDNN_LINEAR and bool(
+    getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)())
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -298,8 +295,7 @@ class ConvNeXtBlock(nn.Module):
         dtype = _compute_dtype(x)
         if dtype not in (torch.float32, torch.bfloat16):
             return False
-        # oneDNN has no bf16 inner product on CPUs without bf16 instructions (it raises).
-        if dtype == torch.bfloat16 and not _onednn_bf16():
+        if dtype == torch.bfloat16 and not _ONEDNN_BF16:
             return False
         if torch.compiler.is_compiling():
             return False
