@@ -189,7 +189,9 @@ def test_detector_is_layout_invariant(detector, place):
         assert len(ref.pred_instances) > 0
         assert_same_detections(f'image {i}, layout changed at {place}', got.pred_instances,
                                ref.pred_instances)
-    assert_losses_close(losses, ref_losses)
+    # One sampled RoI of the two images may flip its argmax: a near tie of the random head.
+    one_roi = 100. / (len(batch['inputs']) * detector.train_cfg.rcnn.sampler.num)
+    assert_losses_close(losses, ref_losses, accuracy_steps={'acc': one_roi})
 
 
 @pytest.mark.parametrize('place', PLACES)
