@@ -9,8 +9,11 @@ env:
 lint:
 	@$(RUN) bash -c 'flake8 backbones tools tests configs && isort --check-only --diff backbones tools tests configs'
 
+# The suite runs mostly one core's worth of Python: one pytest-xdist worker per core, each
+# test file on one worker (module fixtures are built once).
+TEST_WORKERS ?= 2
 test:
-	@$(RUN) bash -c 'flake8 backbones tools tests configs && isort --check-only --diff backbones tools tests configs && pytest'
+	@$(RUN) bash -c 'flake8 backbones tools tests configs && isort --check-only --diff backbones tools tests configs && pytest -n $(TEST_WORKERS) --dist loadfile'
 
 test-fast:
 	@$(RUN) pytest -m "not slow"

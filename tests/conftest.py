@@ -9,6 +9,13 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEST_DATA = osp.join(REPO, 'tests', 'data')
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs one pytest-xdist worker per core: each computes on one thread (and so do
+    # the tools it starts), since two-thread workers would oversubscribe the cores.
+    import torch
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    torch.set_num_threads(1)
+
 
 def tool_env(**extra):
     """Environment for running the tools as a user would, from the repo root."""
