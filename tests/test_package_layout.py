@@ -175,10 +175,9 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
     names = sorted(modules())
     loaded_by = {}  # module -> what a fresh import of it loads
     runs, failed = [], []
-    for depth in range(1, max(n.count('.') for n in names) + 2):
-        level = [n for n in names if n.count('.') == depth - 1]
+    for depth in range(max(n.count('.') for n in names) + 1):
         todo = []
-        for name in level:
+        for name in (n for n in names if n.count('.') == depth):
             parent = name.rpartition('.')[0]
             if parent and name in loaded_by[parent]:
                 loaded_by[name] = loaded_by[parent]
